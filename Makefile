@@ -1,0 +1,44 @@
+# Two entry points (see README): `make demo` and `make test`. Both set up .venv first.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SHARED ?= ../shared
+OUT ?= out
+
+.PHONY: setup demo test lint typecheck clean
+
+setup: $(VENV)/.installed
+
+# torch first, pinned to the CPU build that lies on this kind of machine: a plain `torch`
+# requirement would pull a multi-GB CUDA build from the index.
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dlib,dev]'
+	touch $@
+
+# The main job. Until `mvface demo` exists (issue #6) this is the most complete real job:
+# evaluate the dlib 68-point peer on the AFLW2000-3D dev half and 300-W HELEN test.
+demo: setup
+	@if [ ! -d "$(SHARED)/data" ]; then \
+	  echo "demo: the evaluation data is expected in $(SHARED)/data (see README)"; exit 1; fi
+	$(VENV)/bin/mvface eval --dataset aflw2000-3d --root $(SHARED)/data/aflw2000_3d_dev \
+	  --model dlib --out $(OUT)/eval-dlib-aflw2000
+	$(VENV)/bin/mvface eval --dataset 300w --root $(SHARED)/data/300w/helen_testset \
+	  --model dlib --out $(OUT)/eval-dlib-helen
+
+lint:
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+typecheck:
+	$(VENV)/bin/mypy
+
+# pytest exits 5 when it collects nothing: that is a failure here, not a pass.
+test: setup lint typecheck
+	$(PY) -m pytest -q; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "test: pytest collected no tests"; exit 1; fi; exit $$rc
+
+clean:
+	rm -rf $(VENV) $(OUT) .pytest_cache .mypy_cache .ruff_cache

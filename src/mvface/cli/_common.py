@@ -1,0 +1,55 @@
+"""What every command shares: error reporting, exit codes and the console."""
+
+from __future__ import annotations
+
+import functools
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from mvface.errors import MvfaceError, NotAvailableError, NotImplementedYetError
+
+#: Exit codes of every command.
+EXIT_OK = 0  # all items good
+EXIT_SOME_FAILED = 1  # ran, but some items failed (listed) or the input was bad
+EXIT_USAGE = 2  # usage error (typer/click use 2 as well)
+EXIT_NOT_AVAILABLE = 3  # a needed package/weights/data is absent, or the command is not built yet
+
+console = Console(stderr=True)
+_DEBUG = {"on": False}
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def set_debug(on: bool) -> None:
+    """Show tracebacks for expected errors (``mvface --debug ...``)."""
+    _DEBUG["on"] = on
+
+
+def fail(message: str, code: int = EXIT_SOME_FAILED) -> typer.Exit:
+    """Print one error line and return the exit to raise."""
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def handle_errors(fn: F) -> F:
+    """Turn expected errors into one clear line and an exit code (traceback with --debug)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (NotAvailableError, NotImplementedYetError) as exc:
+            if _DEBUG["on"]:
+                traceback.print_exc(file=sys.stderr)
+            raise fail(str(exc), EXIT_NOT_AVAILABLE) from None
+        except (MvfaceError, ValueError, FileNotFoundError) as exc:
+            if _DEBUG["on"]:
+                traceback.print_exc(file=sys.stderr)
+            raise fail(str(exc), EXIT_SOME_FAILED) from None
+
+    return wrapper  # type: ignore[return-value]

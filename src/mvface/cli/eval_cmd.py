@@ -1,0 +1,57 @@
+"""``mvface eval``: score a model on a benchmark under its protocol."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from mvface.cli._common import EXIT_SOME_FAILED, console, handle_errors
+from mvface.eval.report import format_table, write_report
+from mvface.eval.runner import DATASETS, EvalConfig, evaluate
+
+
+@handle_errors
+def eval_command(
+    dataset: Annotated[str, typer.Option(help=f"Benchmark format: {', '.join(DATASETS)}.")],
+    root: Annotated[Path, typer.Option(help="Dataset folder.")],
+    model: Annotated[str, typer.Option(help="Registered model name (mvface.list_models()).")],
+    out: Annotated[Path, typer.Option(help="Folder for metrics.json, per_image.csv, ced.png.")],
+    weights: Annotated[str | None, typer.Option(help="Weights file or folder.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N faces.")] = None,
+    crop: Annotated[str, typer.Option(help="Face box: 'gt' (landmarks) or 'detector'.")] = "gt",
+    detector: Annotated[str, typer.Option(help="Face detector for --crop detector.")] = "dlib-hog",
+    ground_truth: Annotated[
+        str, typer.Option(help="AFLW2000-3D ground truth: 'original' or 'reannotated'.")
+    ] = "original",
+    yaw_file: Annotated[
+        str, typer.Option(help="AFLW2000-3D yaw array defining the bins.")
+    ] = "AFLW2000-3D.pose.npy",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Evaluate a landmark model on a benchmark and write a report folder."""
+    cfg = EvalConfig(
+        dataset=dataset,
+        root=root,
+        model=model,
+        weights=weights,
+        limit=limit,
+        crop=crop,  # type: ignore[arg-type]  # validated by EvalConfig
+        detector=detector,
+        ground_truth=ground_truth,  # type: ignore[arg-type]
+        yaw_file=yaw_file,
+    )
+    report = evaluate(cfg, progress=not quiet)
+    write_report(report, out)
+    Console().print(format_table(report))
+    skipped = report.extras["skipped"]
+    console.print(
+        f"{report.result.per_image.size} faces scored, {len(skipped)} skipped, "
+        f"{report.extras['ms_per_face']:.2f} ms/face; report in {out}"
+    )
+    for line in skipped:
+        console.print(f"  skipped: {line}", highlight=False, soft_wrap=True)
+    if skipped:
+        raise typer.Exit(EXIT_SOME_FAILED)

@@ -1,0 +1,42 @@
+"""The ``mvface`` command: one thin module per subcommand, all calling the library."""
+
+from __future__ import annotations
+
+import typer
+
+from mvface import __version__
+from mvface.cli import eval_cmd
+from mvface.cli._common import set_debug
+from mvface.cli.planned import register_planned
+
+app = typer.Typer(
+    name="mvface",
+    help="3D-aware facial landmark detection trained with multiview consistency.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"mvface {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for expected errors."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """3D-aware facial landmark detection trained with multiview consistency."""
+    set_debug(debug)
+
+
+app.command(name="eval")(eval_cmd.eval_command)
+register_planned(app, skip=frozenset({"eval"}))
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,39 @@
+"""Commands that later work fills in; until then they say so and exit non-zero."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import typer
+
+from mvface.cli._common import EXIT_NOT_AVAILABLE, fail
+
+#: name -> what the command will do (and the issue that builds it).
+PLANNED = {
+    "synth": "synthesize multiview face data from single images (issue #4)",
+    "train": "train a landmark detector on real data (issue #5)",
+    "finetune": "fine-tune a detector with the multiview-consistency plug-in (issue #5)",
+    "detect": "detect faces and 68 landmarks in images and videos (issue #3)",
+    "demo": "run base and '+' models side by side on a folder of images (issue #6)",
+    "export": "export a model to ONNX (issue #7)",
+    "bench": "run a benchmark against peers (issue #7)",
+}
+
+
+def _placeholder(name: str) -> Callable[[typer.Context], None]:
+    def command(ctx: typer.Context) -> None:
+        raise fail(f"'mvface {name}' is not implemented yet", EXIT_NOT_AVAILABLE)
+
+    return command
+
+
+def register_planned(app: typer.Typer, skip: frozenset[str] = frozenset()) -> None:
+    """Add a placeholder command for each planned command not in ``skip``."""
+    for name, what in PLANNED.items():
+        if name in skip:
+            continue
+        app.command(
+            name=name,
+            help=f"[not implemented yet] {what[0].upper()}{what[1:]}.",
+            context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+        )(_placeholder(name))

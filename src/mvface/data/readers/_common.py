@@ -1,0 +1,147 @@
+"""Small helpers shared by the dataset readers (private: not part of the public API).
+
+Coordinate conventions used by every reader:
+
+- Landmarks and boxes are in 0-based pixel coordinates of the image as :func:`load_image`
+  returns it, pixel centres at integers (``(0, 0)`` is the centre of the top-left pixel).
+  Sources that store 1-based (MATLAB / iBUG ``.pts``) positions are shifted by -1.
+- A source box ``[x, y, w, h]`` becomes ``[x, y, x + w, y + h]`` in the same frame (and with
+  the same shift) as that source's landmarks; half-pixel edge conventions of boxes are not
+  modelled (a face box is not that precise).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import numpy as np
+
+from mvface.data.image import image_size
+from mvface.errors import BadInputError
+
+#: File extensions (lower case) the readers treat as images.
+IMAGE_SUFFIXES: frozenset[str] = frozenset(
+    {".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".pnm", ".bmp", ".tif", ".tiff", ".webp"}
+)
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def os_error_line(exc: OSError, fallback: str | Path) -> str:
+    """A one-line ``"file: problem"`` for an ``OSError`` (permission denied, I/O error...)."""
+    source = exc.filename if exc.filename is not None else fallback
+    problem = "permission denied" if isinstance(exc, PermissionError) else exc.strerror
+    return str(BadInputError(source, problem or str(exc)))
+
+
+def guard_os_errors(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Turn an ``OSError`` escaping a reader (a locked sub-folder...) into BadInputError."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return fn(*args, **kwargs)
+        except OSError as exc:
+            root = args[0] if args else kwargs.get("root", "dataset")
+            line = os_error_line(exc, str(root))
+            source, _, problem = line.partition(": ")
+            raise BadInputError(source, problem) from None
+
+    return wrapper
+
+
+def check_limit(limit: int | None) -> int | None:
+    """Validate a reader's ``limit`` argument (``None`` or an int >= 0)."""
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise BadInputError("limit", f"must be None or an integer >= 0, got {limit!r}")
+    return limit
+
+
+def check_dir(root: Path) -> Path:
+    """Return ``root`` if it is a readable folder; raise BadInputError otherwise."""
+    root = Path(root)
+    if not root.exists():
+        raise BadInputError(root, "does not exist")
+    if not root.is_dir():
+        raise BadInputError(root, "is not a folder")
+    try:
+        next(iter(root.iterdir()), None)
+    except PermissionError:
+        raise BadInputError(root, "permission denied") from None
+    except OSError as exc:
+        raise BadInputError(root, f"cannot be listed ({exc.strerror or exc})") from None
+    return root
+
+
+def iter_files(root: Path, suffixes: frozenset[str] | None = None) -> Iterator[Path]:
+    """Files under ``root`` (recursive, sorted by relative path), optionally by extension.
+
+    Symlinked folders are not followed; sub-folders that cannot be listed are left out (files
+    that cannot be read are still listed: their reader reports them).
+    """
+    found: list[Path] = []
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        base = Path(folder)
+        found += [base / f for f in files if suffixes is None or Path(f).suffix.lower() in suffixes]
+    yield from sorted(found)
+
+
+def sample_name(path: Path, root: Path) -> str:
+    """A stable sample name: ``path`` relative to ``root``, POSIX style, without extension."""
+    try:
+        rel = path.relative_to(root)
+    except ValueError:
+        rel = Path(path.name)
+    return rel.with_suffix("").as_posix()
+
+
+def header_meta(path: Path) -> dict[str, Any]:
+    """``{"width": W, "height": H}`` from the image header (raises BadInputError)."""
+    width, height = image_size(path)
+    return {"width": width, "height": height}
+
+
+def xywh_to_box(values: Any, shift: float = 0.0) -> np.ndarray | None:
+    """``[x, y, w, h]`` -> ``[x0, y0, x1, y1]`` minus ``shift``; ``None`` if empty or bad."""
+    try:
+        x, y, w, h = (float(v) for v in values)
+    except (TypeError, ValueError):
+        return None
+    if not all(math.isfinite(v) for v in (x, y, w, h)) or w <= 0 or h <= 0:
+        return None
+    return np.array([x, y, x + w, y + h], dtype=np.float64) - shift
+
+
+def finite_array(value: Any, shape: tuple[int, ...], source: str | Path, what: str) -> np.ndarray:
+    """``value`` as a finite float64 array of exactly ``shape``; BadInputError otherwise."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise BadInputError(source, f"{what} is not numeric") from None
+    if arr.shape != shape:
+        raise BadInputError(source, f"{what} has shape {arr.shape}, expected {shape}")
+    if not np.all(np.isfinite(arr)):
+        raise BadInputError(source, f"{what} contains NaN or infinite values")
+    return arr
+
+
+def resolve_relative(path_str: str, bases: list[Path]) -> Path | None:
+    """The first existing ``base / path_str`` (or ``path_str`` itself if absolute)."""
+    p = Path(path_str)
+    if p.is_absolute():
+        return p if p.exists() else None
+    for base in bases:
+        candidate = base / p
+        if candidate.exists():
+            return candidate
+    return None

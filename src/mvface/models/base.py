@@ -1,0 +1,104 @@
+"""The interface every landmark model offers to evaluation, the plug-in and the CLI."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from mvface.errors import BadInputError
+from mvface.models.boxes import IDENTITY, BoxTransform
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """What travels with a model's weights: its data contract.
+
+    Attributes:
+        name: registry name.
+        input_size: side of the square network input, pixels (0 for models without one).
+        mean, std: per-channel normalization of the RGB input in [0, 255].
+        crop: canonical face box (tight 68-point box) → the box the network crops.
+        output: ``"68x2"`` or ``"68x3"`` (x, y in pixels; z in the model's own depth units).
+        extras: names of extra outputs (e.g. ``"pose"``, ``"params62"``).
+        licence: licence of the weights and of the data they were trained on.
+    """
+
+    name: str
+    input_size: int = 0
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    crop: BoxTransform = IDENTITY
+    output: Literal["68x2", "68x3"] = "68x2"
+    extras: tuple[str, ...] = ()
+    licence: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form (for metadata next to weights and in reports)."""
+        return asdict(self)
+
+
+@dataclass
+class Landmarks:
+    """Predictions for N faces.
+
+    Attributes:
+        points: ``(N, 68, 2|3)`` float64, 0-based pixel coordinates of the input image.
+        visibility: ``(N, 68)`` bool, or ``None`` when the model does not say.
+        pose: ``(N, 3)`` [pitch, yaw, roll] radians, or ``None``.
+        extras: any other per-face outputs, arrays with leading dimension N.
+    """
+
+    points: np.ndarray
+    visibility: np.ndarray | None = None
+    pose: np.ndarray | None = None
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.points.shape[0])
+
+
+class LandmarkModel(abc.ABC):
+    """A 68-point landmark model: faces in, points in image pixels out."""
+
+    config: ModelConfig
+
+    @abc.abstractmethod
+    def _predict(self, images: Sequence[np.ndarray], boxes: np.ndarray) -> Landmarks:
+        """Predict for ``images[i]`` (``(H, W, 3)`` uint8 RGB) inside ``boxes[i]``."""
+
+    def predict(
+        self, images: np.ndarray | Sequence[np.ndarray], boxes: np.ndarray | Sequence[Any]
+    ) -> Landmarks:
+        """68 landmarks for each face box.
+
+        Args:
+            images: one ``(H, W, 3)`` uint8 RGB image shared by all boxes, or a sequence of N
+                images, one per box.
+            boxes: ``(N, 4)`` canonical face boxes ``[x0, y0, x1, y1]`` in 0-based pixels
+                (the tight box around the 68 points; face detectors return this kind).
+
+        Returns:
+            :class:`Landmarks` with ``points`` ``(N, 68, 2|3)`` in the input image's pixels.
+        """
+        box_arr = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        if isinstance(images, np.ndarray) and images.ndim == 3:
+            image_list: list[np.ndarray] = [images] * len(box_arr)
+        else:
+            image_list = list(images)
+        if len(image_list) != len(box_arr):
+            raise BadInputError(
+                self.config.name, f"{len(image_list)} images but {len(box_arr)} boxes"
+            )
+        for img in image_list:
+            if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+                raise BadInputError(self.config.name, "images must be (H, W, 3) uint8 RGB")
+        if not np.all(np.isfinite(box_arr)):
+            raise BadInputError(self.config.name, "face boxes contain NaN or infinite values")
+        if len(box_arr) == 0:
+            dims = 3 if self.config.output == "68x3" else 2
+            return Landmarks(points=np.zeros((0, 68, dims)))
+        return self._predict(image_list, box_arr)

