@@ -17,9 +17,11 @@ class TestBoxTransform:
         np.testing.assert_allclose(out, [34 - 40, 44 - 15, 34 + 40, 44 + 15])
 
     def test_square(self) -> None:
-        out = BoxTransform(square=True)(np.array([0.0, 0.0, 4.0, 9.0]))
+        out = BoxTransform(square="mean")(np.array([0.0, 0.0, 4.0, 9.0]))
         assert out[2] - out[0] == pytest.approx(6.0)
         assert out[3] - out[1] == pytest.approx(6.0)
+        out = BoxTransform(square="max")(np.array([0.0, 0.0, 4.0, 9.0]))
+        np.testing.assert_allclose(out, [-2.5, 0.0, 6.5, 9.0])
 
     def test_inverse_round_trip(self) -> None:
         rng = np.random.default_rng(0)

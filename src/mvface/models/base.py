@@ -67,8 +67,8 @@ class LandmarkModel(abc.ABC):
     config: ModelConfig
 
     @abc.abstractmethod
-    def _predict(self, images: Sequence[np.ndarray], boxes: np.ndarray) -> Landmarks:
-        """Predict for ``images[i]`` (``(H, W, 3)`` uint8 RGB) inside ``boxes[i]``."""
+    def _predict(self, images: Sequence[np.ndarray], crop_boxes: np.ndarray) -> Landmarks:
+        """Predict for ``images[i]`` (``(H, W, 3)`` uint8 RGB) in the model's ``crop_boxes[i]``."""
 
     def predict(
         self, images: np.ndarray | Sequence[np.ndarray], boxes: np.ndarray | Sequence[Any]
@@ -84,7 +84,17 @@ class LandmarkModel(abc.ABC):
         Returns:
             :class:`Landmarks` with ``points`` ``(N, 68, 2|3)`` in the input image's pixels.
         """
-        box_arr = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        canonical = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        return self.predict_crops(images, self.config.crop(canonical))
+
+    def predict_crops(
+        self, images: np.ndarray | Sequence[np.ndarray], crop_boxes: np.ndarray | Sequence[Any]
+    ) -> Landmarks:
+        """Like :meth:`predict`, but with boxes already in the model's own crop convention.
+
+        For protocols that prescribe the crop (e.g. 3DDFA's AFLW2000-3D ROI boxes).
+        """
+        box_arr = np.asarray(crop_boxes, dtype=np.float64).reshape(-1, 4)
         if isinstance(images, np.ndarray) and images.ndim == 3:
             image_list: list[np.ndarray] = [images] * len(box_arr)
         else:

@@ -11,6 +11,7 @@ declaring their scale and shift).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -21,14 +22,15 @@ class BoxTransform:
 
     For a box with centre ``(cx, cy)`` and size ``(w, h)`` the result has centre
     ``(cx + shift_x * w, cy + shift_y * h)`` and size ``(scale_w * w, scale_h * h)``;
-    with ``square`` the result is made square with side ``sqrt(w' * h')``.
+    ``square`` then makes it square with side ``sqrt(w' * h')`` (``"mean"``) or
+    ``max(w', h')`` (``"max"``); ``""`` keeps the aspect ratio.
     """
 
     scale_w: float = 1.0
     scale_h: float = 1.0
     shift_x: float = 0.0
     shift_y: float = 0.0
-    square: bool = False
+    square: Literal["", "mean", "max"] = ""
 
     def __call__(self, boxes: np.ndarray) -> np.ndarray:
         """Apply to ``(..., 4)`` boxes in pixels; returns ``(..., 4)`` float64."""
@@ -37,12 +39,14 @@ class BoxTransform:
         cx = (b[..., 0] + b[..., 2]) / 2 + self.shift_x * w
         cy = (b[..., 1] + b[..., 3]) / 2 + self.shift_y * h
         nw, nh = self.scale_w * w, self.scale_h * h
-        if self.square:
+        if self.square == "mean":
             nw = nh = np.sqrt(nw * nh)
+        elif self.square == "max":
+            nw = nh = np.maximum(nw, nh)
         return np.stack([cx - nw / 2, cy - nh / 2, cx + nw / 2, cy + nh / 2], axis=-1)
 
     def inverse(self) -> BoxTransform:
-        """The transform undoing this one (exact when ``square`` is False)."""
+        """The transform undoing this one (exact when not ``square``)."""
         sw, sh = 1.0 / self.scale_w, 1.0 / self.scale_h
         return BoxTransform(sw, sh, -self.shift_x * sw, -self.shift_y * sh, self.square)
 
@@ -53,7 +57,7 @@ class BoxTransform:
             self.scale_h * other.scale_h,
             self.shift_x + other.shift_x * self.scale_w,
             self.shift_y + other.shift_y * self.scale_h,
-            self.square or other.square,
+            other.square or self.square,
         )
 
     @staticmethod

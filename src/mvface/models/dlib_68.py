@@ -37,10 +37,9 @@ class Dlib68(LandmarkModel):
             licence="model: dlib (Boost); trained on iBUG 300-W (research use only)",
         )
 
-    def _predict(self, images: Sequence[np.ndarray], boxes: np.ndarray) -> Landmarks:
-        crops = self.config.crop(boxes)
-        out = np.empty((len(boxes), 68, 2))
-        for i, (img, box) in enumerate(zip(images, crops, strict=True)):
+    def _predict(self, images: Sequence[np.ndarray], crop_boxes: np.ndarray) -> Landmarks:
+        out = np.empty((len(crop_boxes), 68, 2))
+        for i, (img, box) in enumerate(zip(images, crop_boxes, strict=True)):
             x0, y0, x1, y1 = (round(float(v)) for v in box)
             shape = self._predictor(img, self._dlib.rectangle(x0, y0, x1, y1))
             out[i] = [(p.x, p.y) for p in shape.parts()]
