@@ -21,7 +21,9 @@ def eval_command(
     out: Annotated[Path, typer.Option(help="Folder for metrics.json, per_image.csv, ced.png.")],
     weights: Annotated[str | None, typer.Option(help="Weights file or folder.")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N faces.")] = None,
-    crop: Annotated[str, typer.Option(help="Face box: 'gt' (landmarks) or 'detector'.")] = "gt",
+    crop: Annotated[
+        str, typer.Option(help="Face box: 'gt' (landmarks), 'detector' or 'protocol' (ROI).")
+    ] = "gt",
     detector: Annotated[str, typer.Option(help="Face detector for --crop detector.")] = "dlib-hog",
     ground_truth: Annotated[
         str, typer.Option(help="AFLW2000-3D ground truth: 'original' or 'reannotated'.")

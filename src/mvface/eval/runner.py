@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from mvface.data.image import load_image
 from mvface.data.readers import read_dataset
+from mvface.data.readers.aflw2000_3d import load_aflw2000_protocol
 from mvface.data.record import FaceSample, landmark_box
 from mvface.errors import BadInputError
 from mvface.eval.protocols import (
@@ -52,7 +53,9 @@ class EvalConfig:
         limit: evaluate only the first ``limit`` faces (protocol order).
         crop: ``"gt"``: crop from the tight box of the ground-truth landmarks;
             ``"detector"``: from the face detector's box overlapping it most (the ground-truth
-            box is used where the detector finds nothing; counted in ``detector_missed``).
+            box is used where the detector finds nothing; counted in ``detector_missed``);
+            ``"protocol"``: the protocol's own crop boxes given to the model as its crop
+            (AFLW2000-3D: 3DDFA's ``AFLW2000-3D_crop.roi_box.npy``).
         detector: face detector for ``crop="detector"``.
         ground_truth: AFLW2000-3D only: ``"original"`` or ``"reannotated"``.
         yaw_file: AFLW2000-3D only: the yaw array defining the bins.
@@ -63,7 +66,7 @@ class EvalConfig:
     model: str
     weights: str | None = None
     limit: int | None = None
-    crop: Literal["gt", "detector"] = "gt"
+    crop: Literal["gt", "detector", "protocol"] = "gt"
     detector: str = "dlib-hog"
     ground_truth: Literal["original", "reannotated"] = "original"
     yaw_file: str = "AFLW2000-3D.pose.npy"
@@ -72,8 +75,10 @@ class EvalConfig:
         self.root = Path(self.root)
         if self.dataset not in DATASETS:
             raise ValueError(f"unknown dataset {self.dataset!r}; known: {', '.join(DATASETS)}")
-        if self.crop not in ("gt", "detector"):
-            raise ValueError(f"crop must be 'gt' or 'detector', got {self.crop!r}")
+        if self.crop not in ("gt", "detector", "protocol"):
+            raise ValueError(f"crop must be 'gt', 'detector' or 'protocol', got {self.crop!r}")
+        if self.crop == "protocol" and self.dataset != "aflw2000-3d":
+            raise ValueError("--crop protocol exists only for aflw2000-3d (3DDFA's ROI boxes)")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"limit must be at least 1, got {self.limit}")
 
@@ -105,7 +110,13 @@ def _ground_truth(
             if s.name not in index:
                 raise BadInputError(s.image_path or s.name, "not in the protocol's list.txt")
             rows.append(index[s.name])
-        return [proto.gt[i] for i in rows], [float(proto.yaw_deg[i]) for i in rows]
+        rois = None
+        if cfg.crop == "protocol":
+            roi_box = load_aflw2000_protocol(cfg.root).get("roi_box")
+            if roi_box is None:
+                raise BadInputError(cfg.root / "3ddfa_protocol", "has no ROI box file")
+            rois = [roi_box[i] for i in rows]
+        return [proto.gt[i] for i in rows], [float(proto.yaw_deg[i]) for i in rows], rois
     gts, yaws = [], []
     for s in samples:
         if s.landmarks is None:
@@ -113,7 +124,9 @@ def _ground_truth(
             raise BadInputError(s.image_path or s.name, f"cannot evaluate: {reason}")
         gts.append(s.landmarks)
         yaws.append(float(np.degrees(s.pose[1])) if s.pose is not None else float("nan"))
-    return gts, yaws
+    if cfg.crop == "protocol":
+        raise BadInputError(cfg.root / "3ddfa_protocol", "needed for --crop protocol")
+    return gts, yaws, None
 
 
 def _crop_box(
@@ -205,11 +218,11 @@ def evaluate(
         raise BadInputError(
             cfg.root, "no face could be evaluated: " + "; ".join(scored.skipped[:3])
         )
-    crop = (
-        "tight box of the ground-truth 68 points, mapped by the model's crop policy"
-        if cfg.crop == "gt"
-        else f"{cfg.detector} face detector (ground-truth box where it found nothing)"
-    )
+    crop = {
+        "gt": "tight box of the ground-truth 68 points, mapped by the model's crop policy",
+        "detector": f"{cfg.detector} face detector (ground-truth box where it found nothing)",
+        "protocol": "3DDFA ROI boxes (AFLW2000-3D_crop.roi_box.npy) used as the model's crop",
+    }[cfg.crop]
     result = _score(cfg, scored, crop)
     return EvalReport(
         dataset=cfg.dataset,
