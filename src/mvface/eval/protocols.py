@@ -358,6 +358,7 @@ class Aflw2000Protocol:
         names: image names in protocol order (from ``list.txt`` next to the folder).
         ground_truth: description of the annotation used, for :func:`aflw2000_3d_protocol`.
         yaw_file: file name of the yaw array.
+        roi_box: ``(N, 4)`` 3DDFA's crop boxes ``[x0, y0, x1, y1]`` (0-based), if present.
     """
 
     gt: np.ndarray
@@ -365,6 +366,7 @@ class Aflw2000Protocol:
     names: tuple[str, ...]
     ground_truth: str
     yaw_file: str
+    roi_box: np.ndarray | None = None
 
 
 def load_aflw2000_3d_protocol(
@@ -415,4 +417,5 @@ def load_aflw2000_3d_protocol(
         names=tuple(str(n) for n in arrays["names"]),
         ground_truth=f"{ground_truth} ({PROTOCOL_FILES[gt_key]}), 1-based converted to 0-based",
         yaw_file=PROTOCOL_FILES[yaw_key],
+        roi_box=arrays.get("roi_box"),
     )

@@ -19,7 +19,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from mvface.data.image import load_image
 from mvface.data.readers import read_dataset
-from mvface.data.readers.aflw2000_3d import load_aflw2000_protocol
 from mvface.data.record import FaceSample, landmark_box
 from mvface.errors import BadInputError
 from mvface.eval.protocols import (
@@ -98,8 +97,8 @@ class _Scored:
 
 def _ground_truth(
     cfg: EvalConfig, samples: list[FaceSample]
-) -> tuple[list[np.ndarray], list[float]]:
-    """Ground truth and yaw (degrees) per sample under the dataset's protocol."""
+) -> tuple[list[np.ndarray], list[float], list[np.ndarray] | None]:
+    """Ground truth, yaw (degrees) and protocol crop boxes (if asked for) per sample."""
     if cfg.dataset == "aflw2000-3d" and (cfg.root / "3ddfa_protocol").is_dir():
         proto = load_aflw2000_3d_protocol(
             cfg.root / "3ddfa_protocol", cfg.ground_truth, cfg.yaw_file
@@ -112,10 +111,9 @@ def _ground_truth(
             rows.append(index[s.name])
         rois = None
         if cfg.crop == "protocol":
-            roi_box = load_aflw2000_protocol(cfg.root).get("roi_box")
-            if roi_box is None:
+            if proto.roi_box is None:
                 raise BadInputError(cfg.root / "3ddfa_protocol", "has no ROI box file")
-            rois = [roi_box[i] for i in rows]
+            rois = [proto.roi_box[i] for i in rows]
         return [proto.gt[i] for i in rows], [float(proto.yaw_deg[i]) for i in rows], rois
     gts, yaws = [], []
     for s in samples:
@@ -147,17 +145,22 @@ def _run_model(
     samples: list[FaceSample],
     on_step: Callable[[], None],
 ) -> _Scored:
-    gts, yaws = _ground_truth(cfg, samples)
+    gts, yaws, rois = _ground_truth(cfg, samples)
     detector = create_face_detector(cfg.detector) if cfg.crop == "detector" else None
     out = _Scored()
-    for sample, gt, yaw in zip(samples, gts, yaws, strict=True):
+    for i, (sample, gt, yaw) in enumerate(zip(samples, gts, yaws, strict=True)):
         try:
             image = (
                 sample.image if isinstance(sample.image, np.ndarray) else load_image(sample.image)
             )
-            box, missed = _crop_box(image, gt, detector)
-            start = time.perf_counter()
-            pred = model.predict(image, box[None]).points[0]
+            if rois is not None:
+                missed = False
+                start = time.perf_counter()
+                pred = model.predict_crops(image, rois[i][None]).points[0]
+            else:
+                box, missed = _crop_box(image, gt, detector)
+                start = time.perf_counter()
+                pred = model.predict(image, box[None]).points[0]
             out.seconds += time.perf_counter() - start
         except BadInputError as exc:
             out.skipped.append(str(exc))
