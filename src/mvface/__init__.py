@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from mvface.errors import BadInputError, MvfaceError, NotAvailableError
 
@@ -11,4 +12,13 @@ try:
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0"
 
-__all__ = ["BadInputError", "MvfaceError", "NotAvailableError", "__version__"]
+__all__ = ["BadInputError", "MvfaceError", "NotAvailableError", "__version__", "load"]
+
+
+def __getattr__(name: str) -> Any:
+    # ``mvface.load`` pulls in torch and the models: import it only when asked for.
+    if name == "load":
+        from mvface.api import load
+
+        return load
+    raise AttributeError(f"module 'mvface' has no attribute {name!r}")

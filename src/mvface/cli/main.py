@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from mvface import __version__
-from mvface.cli import eval_cmd
+from mvface.cli import detect_cmd, eval_cmd
 from mvface.cli._common import set_debug
 from mvface.cli.planned import register_planned
 
@@ -36,7 +36,8 @@ def main(
 
 
 app.command(name="eval")(eval_cmd.eval_command)
-register_planned(app, skip=frozenset({"eval"}))
+app.command(name="detect")(detect_cmd.detect_command)
+register_planned(app, skip=frozenset({"eval", "detect"}))
 
 if __name__ == "__main__":  # pragma: no cover
     app()

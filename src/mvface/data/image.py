@@ -39,6 +39,11 @@ from mvface.errors import BadInputError
 #: Largest image accepted, in pixels (width x height): 100 megapixels.
 MAX_PIXELS = 100_000_000
 
+#: File extensions (lower case) treated as images by readers and commands.
+IMAGE_SUFFIXES: frozenset[str] = frozenset(
+    {".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".pnm", ".bmp", ".tif", ".tiff", ".webp"}
+)
+
 # EXIF orientations that transpose the image (rotate by 90 or 270 degrees, maybe mirrored).
 _TRANSPOSING_ORIENTATIONS = frozenset({5, 6, 7, 8})
 _EXIF_ORIENTATION_TAG = 0x0112

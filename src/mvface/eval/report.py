@@ -13,14 +13,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
 import math
-import os
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +26,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from mvface._io import atomic_path, atomic_write_bytes
 from mvface.errors import BadInputError
 from mvface.eval.metrics import to_numpy
 from mvface.eval.plots import plot_ced
@@ -105,31 +103,6 @@ class EvalReport:
         return out
 
 
-@contextlib.contextmanager
-def _atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; move it onto ``path`` if the block succeeds."""
-    fd, tmp_name = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}"
-    )
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600 files
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-
-
-def _write_bytes_atomic(path: Path, data: bytes) -> None:
-    with _atomic_path(path) as tmp, open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
 def _json_default(obj: Any) -> Any:
     """JSON fallback for numpy scalars / arrays and paths (NaN and inf become ``null``)."""
     if isinstance(obj, np.generic):
@@ -194,15 +167,15 @@ def write_report(
     text = json.dumps(
         _clean_floats(report.metrics()), indent=2, default=_json_default, allow_nan=False
     )
-    _write_bytes_atomic(paths["metrics.json"], (text + "\n").encode("utf-8"))
-    _write_bytes_atomic(paths["per_image.csv"], _per_image_csv(report).encode("utf-8"))
+    atomic_write_bytes(paths["metrics.json"], (text + "\n").encode("utf-8"))
+    atomic_write_bytes(paths["per_image.csv"], _per_image_csv(report).encode("utf-8"))
     buf = io.BytesIO()
     np.save(buf, report.predictions.astype(np.float64), allow_pickle=False)
-    _write_bytes_atomic(paths["predictions.npy"], buf.getvalue())
+    atomic_write_bytes(paths["predictions.npy"], buf.getvalue())
     res = report.result
     max_t = ced_max_threshold if ced_max_threshold is not None else max(10.0, 2 * res.threshold)
     title = f"{res.protocol.get('name', res.name)}: {report.dataset}\nNME: {_normalizer_short(res)}"
-    with _atomic_path(paths["ced.png"]) as tmp:
+    with atomic_path(paths["ced.png"]) as tmp:
         plot_ced(
             {report.model: res.per_image},
             tmp,

@@ -8,8 +8,6 @@ file under the final name.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from mvface._io import atomic_path
 from mvface.errors import BadInputError
 
 #: Metadata key holding the JSON config.
@@ -40,14 +39,8 @@ def save_weights(
     if config is not None:
         meta[CONFIG_KEY] = json.dumps(config, sort_keys=True)
     contiguous = {k: v.detach().contiguous().cpu() for k, v in sorted(tensors.items())}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(contiguous, tmp, metadata=meta)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp:
+        save_file(contiguous, str(tmp), metadata=meta)
     return path
 
 

@@ -24,12 +24,6 @@ import numpy as np
 from mvface.data.image import image_size
 from mvface.errors import BadInputError
 
-#: File extensions (lower case) the readers treat as images.
-IMAGE_SUFFIXES: frozenset[str] = frozenset(
-    {".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".pnm", ".bmp", ".tif", ".tiff", ".webp"}
-)
-
-
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 

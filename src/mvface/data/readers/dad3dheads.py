@@ -50,8 +50,8 @@ from typing import Any
 
 import numpy as np
 
+from mvface.data.image import IMAGE_SUFFIXES
 from mvface.data.readers._common import (
-    IMAGE_SUFFIXES,
     check_dir,
     check_limit,
     finite_array,

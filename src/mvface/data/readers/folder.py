@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mvface.data.image import IMAGE_SUFFIXES
 from mvface.data.readers._common import (
-    IMAGE_SUFFIXES,
     check_dir,
     check_limit,
     guard_os_errors,

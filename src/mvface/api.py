@@ -1,0 +1,102 @@
+"""The small user API: a landmark model plus a face detector, loaded by name.
+
+>>> import mvface
+>>> landmarker = mvface.load("dlib")                       # doctest: +SKIP
+>>> faces = landmarker.detect(image)                         # doctest: +SKIP
+>>> faces.points.shape                                       # (K, 68, 2|3) pixels, doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mvface.errors import NotAvailableError
+from mvface.models import LandmarkModel, Landmarks, create_model
+from mvface.models.face_detectors import FaceDetector, create_face_detector, list_face_detectors
+
+#: Face detectors tried, in order, when the detector is ``"auto"``.
+AUTO_DETECTORS: tuple[str, ...] = ("blazeface-short", "dlib-hog")
+
+
+@dataclass
+class Faces:
+    """All faces found in one image.
+
+    Attributes:
+        boxes: ``(K, 4)`` canonical face boxes ``[x0, y0, x1, y1]``, 0-based pixels.
+        scores: ``(K,)`` detector confidence.
+        landmarks: the model's predictions for the K faces.
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    landmarks: Landmarks = field(default_factory=lambda: Landmarks(np.zeros((0, 68, 2))))
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    @property
+    def points(self) -> np.ndarray:
+        """``(K, 68, 2|3)`` landmarks in image pixels."""
+        return self.landmarks.points
+
+
+def create_auto_detector(name: str = "auto") -> FaceDetector:
+    """The named face detector, or for ``"auto"`` the first of :data:`AUTO_DETECTORS` that loads."""
+    if name != "auto":
+        return create_face_detector(name)
+    reasons = []
+    for candidate in AUTO_DETECTORS:
+        if candidate not in list_face_detectors():
+            continue
+        try:
+            return create_face_detector(candidate)
+        except NotAvailableError as exc:
+            reasons.append(f"{candidate}: {exc}")
+    raise NotAvailableError("no face detector could be loaded (" + "; ".join(reasons) + ")")
+
+
+class FaceLandmarker:
+    """A landmark model with a face detector: images in, faces with 68 points out."""
+
+    def __init__(self, model: LandmarkModel, detector: FaceDetector | str = "auto") -> None:
+        self.model = model
+        self._detector = detector
+
+    @property
+    def detector(self) -> FaceDetector:
+        """The face detector (created on first use, so ``predict`` alone needs none)."""
+        if isinstance(self._detector, str):
+            self._detector = create_auto_detector(self._detector)
+        return self._detector
+
+    def predict(
+        self, image: np.ndarray, boxes: np.ndarray | Sequence[Sequence[float]]
+    ) -> Landmarks:
+        """68 landmarks for given canonical face boxes ``(K, 4)`` in one ``(H, W, 3)`` RGB image."""
+        return self.model.predict(image, np.asarray(boxes, dtype=np.float64).reshape(-1, 4))
+
+    def detect(self, image: np.ndarray, min_score: float = 0.0) -> Faces:
+        """Find every face in an ``(H, W, 3)`` uint8 RGB image and its 68 landmarks."""
+        found = self.detector.detect(image)
+        keep = found.scores >= min_score
+        boxes, scores = found.boxes[keep], found.scores[keep]
+        return Faces(boxes=boxes, scores=scores, landmarks=self.predict(image, boxes))
+
+    def detect_batch(self, images: Sequence[np.ndarray], min_score: float = 0.0) -> list[Faces]:
+        """:meth:`detect` for several images."""
+        return [self.detect(image, min_score) for image in images]
+
+
+def load(name: str = "dlib", weights: str | None = None, detector: str = "auto") -> FaceLandmarker:
+    """Load a registered landmark model with a face detector (no download, ever).
+
+    Args:
+        name: a name from :func:`mvface.models.list_models`.
+        weights: weights file or folder for families that load external weights.
+        detector: a face detector name, or ``"auto"``.
+    """
+    return FaceLandmarker(create_model(name, weights=weights), detector)

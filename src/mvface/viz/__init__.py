@@ -1,0 +1,1 @@
+"""Pictures people look at: landmark overlays and comparison figures."""

@@ -1,0 +1,148 @@
+import csv
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from _shared import SHARED, requires_shared
+from mvface.api import FaceLandmarker
+from mvface.cli.main import app
+from mvface.data.readers.coco_keypoints import read_coco_face68
+from mvface.detect import DetectConfig, collect_inputs, run_detect, smooth_faces
+from mvface.models import LandmarkModel, Landmarks, ModelConfig
+from mvface.models.boxes import IDENTITY
+from mvface.models.face_detectors import Detections, FaceDetector
+
+
+class _OneFace(FaceDetector):
+    """Finds one face: the bright rectangle drawn by the tests."""
+
+    name = "bright"
+    to_canonical = IDENTITY
+
+    def detect_raw(self, image: np.ndarray) -> Detections:
+        ys, xs = np.nonzero(image[..., 0] > 128)
+        if len(xs) == 0:
+            return Detections(np.zeros((0, 4)), np.zeros(0))
+        return Detections(np.array([[xs.min(), ys.min(), xs.max(), ys.max()]], float), np.ones(1))
+
+
+class _Corners(LandmarkModel):
+    """Puts the 68 points on a line across the box: positions are known in closed form."""
+
+    def __init__(self) -> None:
+        self.config = ModelConfig(name="corners")
+
+    def _predict(self, images, crop_boxes):  # type: ignore[no-untyped-def]
+        t = np.linspace(0, 1, 68)[None, :, None]
+        return Landmarks(
+            points=crop_boxes[:, None, :2] + t * (crop_boxes[:, None, 2:] - crop_boxes[:, None, :2])
+        )
+
+
+def _image(path: Path, box: tuple[int, int, int, int]) -> None:
+    img = np.zeros((60, 80, 3), np.uint8)
+    x0, y0, x1, y1 = box
+    img[y0 : y1 + 1, x0 : x1 + 1] = 255
+    cv2.imwrite(str(path), img)
+
+
+@pytest.fixture
+def landmarker() -> FaceLandmarker:
+    return FaceLandmarker(_Corners(), _OneFace())
+
+
+class TestCollectInputs:
+    def test_files_folders_globs_and_missing(self, tmp_path: Path) -> None:
+        _image(tmp_path / "a.png", (10, 10, 30, 30))
+        (tmp_path / "sub").mkdir()
+        _image(tmp_path / "sub" / "b.jpg", (10, 10, 30, 30))
+        (tmp_path / "notes.txt").write_text("x")
+        files, problems = collect_inputs([tmp_path, str(tmp_path / "*.png"), tmp_path / "nope.jpg"])
+        assert files == [tmp_path / "a.png", tmp_path / "sub" / "b.jpg"]  # deduplicated, stable
+        assert problems == [f"{tmp_path / 'nope.jpg'}: does not exist"]
+
+
+class TestRunDetect:
+    def test_json_results_and_bad_file(self, tmp_path: Path, landmarker: FaceLandmarker) -> None:
+        _image(tmp_path / "a.png", (10, 20, 40, 50))
+        (tmp_path / "broken.jpg").write_bytes(b"not an image")
+        summary = run_detect(landmarker, [tmp_path], DetectConfig(out=tmp_path / "o", draw=True))
+        assert len(summary.results) == 1 and summary.n_faces == 1
+        assert len(summary.failed) == 1 and "broken.jpg" in summary.failed[0]
+        data = json.loads((tmp_path / "o" / "detections.json").read_text())
+        face = data["images"][0]["faces"][0]
+        assert face["box"] == [10, 20, 40, 50]
+        assert face["landmarks"][0] == [10, 20] and face["landmarks"][-1] == [40, 50]
+        assert data["failed"] == summary.failed
+        assert len(list((tmp_path / "o" / "overlays").glob("*.png"))) == 1
+
+    def test_csv(self, tmp_path: Path, landmarker: FaceLandmarker) -> None:
+        _image(tmp_path / "a.png", (10, 20, 40, 50))
+        run_detect(landmarker, [tmp_path / "a.png"], DetectConfig(out=tmp_path / "o", format="csv"))
+        rows = list(csv.DictReader((tmp_path / "o" / "detections.csv").open()))
+        assert len(rows) == 1
+        assert float(rows[0]["x0"]) == 10 and float(rows[0]["y67"]) == 50
+
+    def test_coco_round_trips_through_the_reader(
+        self, tmp_path: Path, landmarker: FaceLandmarker
+    ) -> None:
+        _image(tmp_path / "a.png", (10, 20, 40, 50))
+        summary = run_detect(
+            landmarker, [tmp_path / "a.png"], DetectConfig(out=tmp_path / "o", format="coco")
+        )
+        ds = read_coco_face68(tmp_path / "o" / "coco.json", one_based=False, image_root=Path("/"))
+        assert len(ds.samples) == 1
+        np.testing.assert_allclose(
+            ds.samples[0].landmarks, summary.results[0].faces.points[0], atol=0.01
+        )
+
+    def test_video_frames_and_smoothing(self, tmp_path: Path, landmarker: FaceLandmarker) -> None:
+        path = tmp_path / "clip.avi"
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (80, 60))
+        for i in range(6):
+            img = np.zeros((60, 80, 3), np.uint8)
+            img[20:41, 10 + (i % 2) * 4 : 31 + (i % 2) * 4] = 255  # jitters by 4 px
+            writer.write(img)
+        writer.release()
+        raw = run_detect(landmarker, [path], DetectConfig(out=tmp_path / "a"))
+        smooth = run_detect(landmarker, [path], DetectConfig(out=tmp_path / "b", smooth=0.5))
+        assert [r.frame for r in raw.results] == list(range(6))
+        jitter = lambda s: np.abs(np.diff([r.faces.points[0, 0, 0] for r in s.results])).mean()  # noqa: E731
+        assert jitter(smooth) < 0.7 * jitter(raw)
+
+    def test_smoothing_is_off_by_default(self, landmarker: FaceLandmarker) -> None:
+        img = np.zeros((60, 80, 3), np.uint8)
+        img[10:30, 10:30] = 255
+        faces = landmarker.detect(img)
+        before = faces.points.copy()
+        np.testing.assert_array_equal(smooth_faces(faces, faces, 0.0).points, before)
+
+
+def test_config_rejects_bad_values(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="format"):
+        DetectConfig(out=tmp_path, format="xml")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="smooth"):
+        DetectConfig(out=tmp_path, smooth=1.0)
+
+
+@requires_shared("data/samples")
+def test_cli_detect_on_samples(tmp_path: Path) -> None:
+    pytest.importorskip("dlib")
+    out = tmp_path / "d"
+    args = [
+        "detect",
+        str(SHARED / "data" / "samples" / "einstein.jpg"),
+        str(tmp_path / "missing.jpg"),
+    ]
+    result = CliRunner().invoke(
+        app, [*args, "--model", "dlib", "--detector", "dlib-hog", "--out", str(out), "--draw", "-q"]
+    )
+    assert result.exit_code == 1, result.output  # one input is missing: listed, batch goes on
+    assert "missing.jpg: does not exist" in result.output
+    data = json.loads((out / "detections.json").read_text())
+    assert len(data["images"]) == 1 and len(data["images"][0]["faces"]) >= 1
+    assert len(list((out / "overlays").glob("*.png"))) == 1
