@@ -13,7 +13,7 @@ runner = CliRunner()
 def test_help_lists_every_command() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for name in ["eval", *PLANNED]:
+    for name in ["eval", "detect", "export", *PLANNED]:
         assert name in result.output
 
 

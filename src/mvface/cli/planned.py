@@ -13,9 +13,7 @@ PLANNED = {
     "synth": "synthesize multiview face data from single images (issue #4)",
     "train": "train a landmark detector on real data (issue #5)",
     "finetune": "fine-tune a detector with the multiview-consistency plug-in (issue #5)",
-    "detect": "detect faces and 68 landmarks in images and videos (issue #3)",
     "demo": "run base and '+' models side by side on a folder of images (issue #6)",
-    "export": "export a model to ONNX (issue #7)",
     "bench": "run a benchmark against peers (issue #7)",
 }
 
@@ -27,11 +25,9 @@ def _placeholder(name: str) -> Callable[[typer.Context], None]:
     return command
 
 
-def register_planned(app: typer.Typer, skip: frozenset[str] = frozenset()) -> None:
-    """Add a placeholder command for each planned command not in ``skip``."""
+def register_planned(app: typer.Typer) -> None:
+    """Add a placeholder command for each planned command."""
     for name, what in PLANNED.items():
-        if name in skip:
-            continue
         app.command(
             name=name,
             help=f"[not implemented yet] {what[0].upper()}{what[1:]}.",
