@@ -19,6 +19,7 @@ EXPECTED = [
     "dad3dheads",
     "dlib-xml",
     "folder",
+    "mvface-synthetic",
     "pts",
 ]
 

@@ -1,0 +1,214 @@
+"""Reader of mvface's synthetic multiview datasets (what ``mvface synth`` writes).
+
+Layout of a dataset folder::
+
+    manifest.json                 index + provenance (rebuilt from the identities' meta.json)
+    <identity>/meta.json          provenance of this identity (written last: its presence
+                                  marks a finished identity)
+    <identity>/images/000.jpg     the V rendered views, V = len(cameras)
+    <identity>/cameras.npy        (V, 25) float32 EG3D labels (16 cam2world + 9 normalized K)
+    <identity>/landmarks.npy      (V, 68, 2) float32 per-view landmarks, pixels
+    <identity>/landmarks3d.npy    (68, 3) float32 world-space landmarks
+    <identity>/visibility.npy     (V, 68) bool, depth-tested visibility
+    <identity>/source.jpg         the aligned source crop; source_camera.npy (25,) its label
+
+Pixel convention: landmarks are mvface's (0-based, pixel centres at integers). EG3D intrinsics
+produce continuous coordinates (pixel ``i`` centred at ``i + 0.5``), so
+:func:`projection_matrices` shifts them by −0.5: projecting ``landmarks3d`` with those matrices
+gives ``landmarks.npy``.
+
+For training, :class:`SyntheticMultiviewSet` serves random V-of-N view samples per identity.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mvface.data.image import load_image
+from mvface.data.readers._common import check_dir, check_limit
+from mvface.data.readers._registry import register_reader
+from mvface.data.record import Dataset, FaceSample
+from mvface.errors import BadInputError
+
+FORMAT_NAME = "mvface-synthetic"
+FORMAT_VERSION = 1
+META_FILE = "meta.json"
+MANIFEST_FILE = "manifest.json"
+ARRAY_FILES = ("cameras.npy", "landmarks.npy", "landmarks3d.npy", "visibility.npy")
+
+
+def projection_matrices(labels: np.ndarray, size: int) -> np.ndarray:
+    """``(V, 3, 4)`` float64 projections in landmark pixels from ``(V, 25)`` EG3D labels.
+
+    ``size`` is the side of the square views in pixels.
+    """
+    from mvface.geometry.cameras import eg3d_label_to_camera, projection_matrix
+
+    lab = torch.as_tensor(np.asarray(labels, np.float64))
+    K, R, t = eg3d_label_to_camera(lab, size, size)
+    P = projection_matrix(K, R, t).numpy()
+    shift = np.array([[1.0, 0.0, -0.5], [0.0, 1.0, -0.5], [0.0, 0.0, 1.0]])
+    return np.asarray(shift @ P)
+
+
+def _safe_child(root: Path, name: str) -> Path:
+    """``root / name``, refusing names that would leave ``root`` (path traversal)."""
+    path = (root / name).resolve()
+    if root.resolve() not in path.parents:
+        raise BadInputError(root / name, "identity path leaves the dataset folder")
+    return path
+
+
+@dataclass
+class SyntheticIdentity:
+    """One identity of a synthetic set (arrays loaded, images loaded on demand)."""
+
+    name: str
+    folder: Path
+    cameras: np.ndarray
+    landmarks: np.ndarray
+    landmarks3d: np.ndarray
+    visibility: np.ndarray
+    image_files: list[Path]
+    meta: dict[str, Any]
+
+    @property
+    def num_views(self) -> int:
+        """V, the number of rendered views."""
+        return len(self.cameras)
+
+
+def load_identity(folder: Path) -> SyntheticIdentity:
+    """Read one finished identity folder.
+
+    Raises:
+        BadInputError: a missing or malformed file (named in the message).
+    """
+    meta_path = folder / META_FILE
+    if not meta_path.is_file():
+        raise BadInputError(folder, "not a finished identity (no meta.json)")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise BadInputError(meta_path, f"unreadable ({exc})") from None
+    arrays = {}
+    for name in ARRAY_FILES:
+        try:
+            arrays[name] = np.load(folder / name, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise BadInputError(folder / name, f"unreadable array ({exc})") from None
+    cams, lms = arrays["cameras.npy"], arrays["landmarks.npy"]
+    v = len(cams)
+    checks = [
+        (cams.shape == (v, 25), "cameras.npy", f"shape {cams.shape}, expected (V, 25)"),
+        (lms.shape == (v, 68, 2), "landmarks.npy", f"shape {lms.shape}, expected ({v}, 68, 2)"),
+        (arrays["landmarks3d.npy"].shape == (68, 3), "landmarks3d.npy", "expected (68, 3)"),
+        (arrays["visibility.npy"].shape == (v, 68), "visibility.npy", f"expected ({v}, 68)"),
+        (bool(np.all(np.isfinite(cams))), "cameras.npy", "contains NaN or infinite values"),
+        (bool(np.all(np.isfinite(lms))), "landmarks.npy", "contains NaN or infinite values"),
+    ]
+    for ok, file, problem in checks:
+        if not ok:
+            raise BadInputError(folder / file, problem)
+    ext = meta.get("image_format", "jpg")
+    images = [folder / "images" / f"{i:03d}.{ext}" for i in range(v)]
+    return SyntheticIdentity(
+        name=folder.name,
+        folder=folder,
+        cameras=cams.astype(np.float64),
+        landmarks=lms.astype(np.float64),
+        landmarks3d=arrays["landmarks3d.npy"].astype(np.float64),
+        visibility=arrays["visibility.npy"].astype(bool),
+        image_files=images,
+        meta=meta,
+    )
+
+
+def list_identities(root: Path) -> list[Path]:
+    """Finished identity folders of a dataset, sorted (temporary folders are ignored)."""
+    return sorted(
+        p
+        for p in root.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and (p / META_FILE).is_file()
+    )
+
+
+@dataclass
+class MultiviewSample:
+    """V views of one identity, as the plug-in consumes them."""
+
+    name: str
+    images: np.ndarray  # (V, H, W, 3) uint8
+    projections: np.ndarray  # (V, 3, 4) landmark-pixel projections
+    landmarks: np.ndarray  # (V, 68, 2) pseudo ground truth, pixels
+    visibility: np.ndarray  # (V, 68) bool
+    view_indices: np.ndarray  # (V,) which of the identity's views
+
+
+class SyntheticMultiviewSet:
+    """Random V-of-N view samples per identity of a synthetic dataset (for training)."""
+
+    def __init__(self, root: str | Path, limit: int | None = None) -> None:
+        self.root = Path(root)
+        check_dir(self.root)
+        folders = list_identities(self.root)
+        if limit is not None:
+            folders = folders[: check_limit(limit)]
+        self.identities = [load_identity(f) for f in folders]
+        if not self.identities:
+            raise BadInputError(self.root, "holds no finished synthetic identity")
+
+    def __len__(self) -> int:
+        return len(self.identities)
+
+    def sample(self, index: int, num_views: int, rng: np.random.Generator) -> MultiviewSample:
+        """``num_views`` distinct random views of identity ``index``."""
+        ident = self.identities[index]
+        if num_views > ident.num_views:
+            raise ValueError(f"{ident.name} has {ident.num_views} views, {num_views} asked")
+        views = np.sort(rng.choice(ident.num_views, size=num_views, replace=False))
+        images = np.stack([load_image(ident.image_files[i]) for i in views])
+        return MultiviewSample(
+            name=ident.name,
+            images=images,
+            projections=projection_matrices(ident.cameras[views], images.shape[2]),
+            landmarks=ident.landmarks[views],
+            visibility=ident.visibility[views],
+            view_indices=views,
+        )
+
+
+@register_reader("mvface-synthetic")
+def read_synthetic(root: Path, limit: int | None = None) -> Dataset:
+    """Every view of every identity as a :class:`FaceSample` (for evaluation and previews).
+
+    ``meta`` holds ``identity``, ``view`` and the view's EG3D ``camera`` (25,).
+    """
+    check_dir(root)
+    samples: list[FaceSample] = []
+    skipped: list[str] = []
+    for folder in list_identities(root):
+        try:
+            ident = load_identity(_safe_child(root, folder.name))
+        except BadInputError as exc:
+            skipped.append(str(exc))
+            continue
+        for v in range(ident.num_views):
+            if limit is not None and len(samples) >= limit:
+                return Dataset(samples, skipped, "mvface-synthetic", root)
+            samples.append(
+                FaceSample(
+                    image=ident.image_files[v],
+                    landmarks=ident.landmarks[v],
+                    visibility=ident.visibility[v],
+                    name=f"{ident.name}/{v:03d}",
+                    meta={"identity": ident.name, "view": v, "camera": ident.cameras[v]},
+                )
+            )
+    return Dataset(samples, skipped, "mvface-synthetic", root)
