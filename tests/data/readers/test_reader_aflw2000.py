@@ -126,7 +126,7 @@ class TestProtocol:
         np.testing.assert_allclose(p["pts68"][1, 5, 2], raw[1, 2, 5], rtol=1e-6)
         assert p["pts68_reannotated"].shape == (3, 68, 2)
         np.testing.assert_allclose(p["yaw_deg"], [1, -45, 80])
-        np.testing.assert_allclose(p["roi_box"][0], [75, 112, 391, 428])
+        np.testing.assert_allclose(p["roi_box"][0], [76, 113, 392, 429])  # used as stored
         assert "pts21" not in p and "yaw_deg_new" not in p
 
     def test_errors(self, tmp_path: Path) -> None:

@@ -202,7 +202,8 @@ def load_aflw2000_protocol(root: str | Path) -> dict[str, np.ndarray]:
         - ``pts68_reannotated`` ``(N, 68, 2)``: the re-annotated ground truth, 0-based pixels.
         - ``yaw_deg`` ``(N,)``: yaw in degrees used for the [0, 30], (30, 60], (60, 90] bins.
         - ``yaw_deg_new`` ``(N,)``: the alternative yaw file (``-new.pose.npy``).
-        - ``roi_box`` ``(N, 4)``: 3DDFA's crop boxes ``[x0, y0, x1, y1]``, 0-based pixels.
+        - ``roi_box`` ``(N, 4)``: 3DDFA's crop boxes ``[x0, y0, x1, y1]`` exactly as stored:
+          the 3DDFA benchmark crops with them as 0-based pixel boxes.
         - ``pts21`` ``(N, 21, 2)``: AFLW's 21 points, 0-based pixels.
 
     Raises:
@@ -233,7 +234,9 @@ def load_aflw2000_protocol(root: str | Path) -> dict[str, np.ndarray]:
         elif key == "roi_box":
             if arr.shape != (n, 4):
                 raise BadInputError(path, f"has shape {arr.shape}, expected ({n}, 4)")
-            out[key] = arr.astype(np.float64) - 1.0
+            # as stored: 3DDFA's benchmark feeds them unchanged to its 0-based crop, so the
+            # stored values *are* the protocol's crop (shifting them moves NME by 0.015)
+            out[key] = arr.astype(np.float64)
         else:
             if arr.shape != (n,):
                 raise BadInputError(path, f"has shape {arr.shape}, expected ({n},)")

@@ -1,0 +1,633 @@
+"""mvnet: a compact trainable 68-point 3D landmark network in pure PyTorch.
+
+mvnet is the family the multiview plug-in is demonstrated on when no pretrained weights exist:
+an inverted-residual (MobileNetV2/V3-style) backbone and a head giving 68 x 3 points, built only
+from ``torch.nn`` so that it needs neither timm nor torchvision (timm 1.0 imports torchvision
+when it is imported, and PyPI's torchvision does not load beside mvface's local torch build).
+
+Architecture (default :class:`MvNetConfig`, 128 x 128 input):
+
+* backbone ``"mobilenetv2"`` (Sandler et al. 2018, the ImageNet table without the last
+  1 x 1 conv to 1280 channels) or ``"mobilenetv3_small"`` (Howard et al. 2019, without the last
+  1 x 1 conv to 576), channels times ``width``; features at strides 4, 8, 16 and 32.
+* head ``"regression"`` (default, cheapest): the stride-32 map (4 x 4 at 128 pixels) reduced by
+  a 1 x 1 conv to ``head_channels``, flattened (keeps the spatial layout a global pooling would
+  lose) and a linear layer to 68 x 3 numbers, mapped to crop pixels.
+* head ``"heatmap"`` (FAN / DAD-3DNet style): a top-down feature pyramid back to stride 4, then
+  per point a heatmap and a depth map; soft-argmax (expected position under the softmax of the
+  heatmap, and the depth map averaged under the same weights) keeps it differentiable and gives
+  sub-pixel points, so it trains with the same coordinate loss as the regression head.
+
+Outputs of :meth:`MvNet.forward_points` (and of ``MvNet.net``): ``(N, 68, 3)`` float, ``x, y``
+0-based crop pixels (pixel centres at integers, see :mod:`mvface.models.trainable`), ``z`` a
+relative depth in crop pixels, larger towards the camera, whose origin is whatever the training
+targets use. The network input is the normalized crop ``(rgb - mean) / std`` of
+:meth:`TorchLandmarkModel.normalize`.
+
+The config travels with the weights (:meth:`MvNet.save`, then
+``create_model("mvnet", weights=path)`` rebuilds the same architecture from the file).
+
+Example:
+    >>> model = MvNet(seed=0)  # or create_model("mvnet", seed=0)
+    >>> model.forward_points(torch.zeros(2, 3, 128, 128)).shape
+    torch.Size([2, 68, 3])
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import torch
+from torch import nn
+
+from mvface.errors import BadInputError
+from mvface.models._registry import register_model
+from mvface.models._weights import load_weights, save_weights
+from mvface.models.base import ModelConfig
+from mvface.models.boxes import BoxTransform
+from mvface.models.trainable import TorchLandmarkModel
+
+__all__ = [
+    "BACKBONES",
+    "CANONICAL_TO_MVNET_CROP",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "NUM_POINTS",
+    "BlockSpec",
+    "InvertedResidual",
+    "InvertedResidualBackbone",
+    "MvNet",
+    "MvNetConfig",
+    "MvNetModule",
+    "RegressionHead",
+    "SoftArgmaxHead",
+    "load_mvnet",
+    "make_divisible",
+]
+
+#: Landmarks per face (iBUG 68-point scheme).
+NUM_POINTS = 68
+
+#: Value of the ``family`` metadata entry of mvnet weights files.
+FAMILY = "mvnet"
+
+BackboneName = Literal["mobilenetv2", "mobilenetv3_small"]
+HeadName = Literal["regression", "heatmap"]
+Activation = Literal["relu", "relu6", "hardswish"]
+
+#: ImageNet channel statistics of RGB in [0, 255] (the usual initialization of such backbones).
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+
+#: canonical box (tight 68-point box) -> mvnet crop: same centre, square with side 1.3 x the
+#: longer side of the box, i.e. at least 15 % margin on every side, so points on the jaw and
+#: brows stay inside the crop under detector jitter of a few percent and for profile faces
+#: (narrow boxes; "max" keeps the long side). No vertical shift: the crop shows the 68 points,
+#: not the forehead.
+CANONICAL_TO_MVNET_CROP = BoxTransform(scale_w=1.3, scale_h=1.3, square="max")
+
+
+# --------------------------------------------------------------------------------------------
+# Config: the data contract and the architecture, stored next to the weights
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MvNetConfig:
+    """Everything needed to rebuild an mvnet and feed it; travels with its weights as JSON.
+
+    Attributes:
+        backbone: ``"mobilenetv2"`` or ``"mobilenetv3_small"`` (see :data:`BACKBONES`).
+        width: channel multiplier of the backbone (channels rounded to multiples of 8).
+        input_size: side of the square input crop, pixels; a multiple of 32, at least 64.
+        head: ``"regression"`` (direct 68 x 3 regression) or ``"heatmap"`` (heatmaps and depth
+            maps at stride 4 with soft-argmax).
+        head_channels: channels of the head (the reduced map the regression head flattens, or
+            the feature pyramid of the heatmap head).
+        crop: canonical face box -> the box the network crops (see
+            :data:`CANONICAL_TO_MVNET_CROP`).
+        mean, std: per-channel normalization of the RGB input in [0, 255].
+        licence: licence of the weights and of the data they were trained on (``""`` for
+            random initialization).
+    """
+
+    backbone: BackboneName = "mobilenetv2"
+    width: float = 1.0
+    input_size: int = 128
+    head: HeadName = "regression"
+    head_channels: int = 64
+    crop: BoxTransform = CANONICAL_TO_MVNET_CROP
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    licence: str = ""
+
+    def __post_init__(self) -> None:
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"unknown mvnet backbone {self.backbone!r}; one of {list(BACKBONES)}")
+        if self.head not in get_args(HeadName):
+            raise ValueError(f"unknown mvnet head {self.head!r}; one of {get_args(HeadName)}")
+        if not self.width > 0:
+            raise ValueError(f"mvnet width must be positive, got {self.width}")
+        if self.input_size < 64 or self.input_size % 32:
+            raise ValueError(
+                f"mvnet input_size must be a multiple of 32 >= 64, got {self.input_size}"
+            )
+        if self.head_channels < 1:
+            raise ValueError(f"mvnet head_channels must be positive, got {self.head_channels}")
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise ValueError("mvnet mean and std need 3 values each, std positive")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form (``crop`` as a dict, tuples as lists once JSON-encoded)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MvNetConfig:
+        """Inverse of :meth:`to_dict`; missing keys take their defaults.
+
+        Raises:
+            ValueError: unknown keys or invalid values.
+        """
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown mvnet options {unknown}; known: {sorted(known)}")
+        values = dict(data)
+        if isinstance(values.get("crop"), Mapping):
+            values["crop"] = BoxTransform(**values["crop"])
+        for key in ("mean", "std"):
+            if key in values:
+                values[key] = tuple(float(v) for v in values[key])
+        for key, kind in (("width", float), ("input_size", int), ("head_channels", int)):
+            if key in values:
+                values[key] = kind(values[key])
+        return cls(**values)
+
+    def model_config(self) -> ModelConfig:
+        """The family-independent :class:`ModelConfig` (``output="68x3"``)."""
+        return ModelConfig(
+            name=FAMILY,
+            input_size=self.input_size,
+            mean=self.mean,
+            std=self.std,
+            crop=self.crop,
+            output="68x3",
+            licence=self.licence,
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Backbone
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    """One inverted-residual block, as in the papers' tables (channels at width 1).
+
+    Attributes:
+        kernel: depthwise kernel size.
+        expand: expansion ratio of the input channels (hidden = ``expand * in_channels``).
+        out_channels: output channels.
+        stride: 1 or 2 (the depthwise conv downsamples).
+        se: squeeze-and-excitation after the depthwise conv.
+        act: activation of the expansion and depthwise convs (the projection is linear).
+    """
+
+    kernel: int
+    expand: float
+    out_channels: int
+    stride: int = 1
+    se: bool = False
+    act: Activation = "relu6"
+
+
+def _mbv2_stage(expand: float, channels: int, repeats: int, stride: int) -> list[BlockSpec]:
+    """MobileNetV2 table row ``(t, c, n, s)``: ``n`` blocks, the first one with stride ``s``."""
+    return [BlockSpec(3, expand, channels, stride if i == 0 else 1) for i in range(repeats)]
+
+
+#: Stem channels (3 x 3 stride-2 conv) and blocks of each backbone, at width 1.
+BACKBONES: dict[str, tuple[int, Activation, tuple[BlockSpec, ...]]] = {
+    # MobileNetV2 (Sandler et al. 2018, table 2), without the final 1 x 1 conv to 1280.
+    "mobilenetv2": (
+        32,
+        "relu6",
+        (
+            *_mbv2_stage(1, 16, 1, 1),
+            *_mbv2_stage(6, 24, 2, 2),
+            *_mbv2_stage(6, 32, 3, 2),
+            *_mbv2_stage(6, 64, 4, 2),
+            *_mbv2_stage(6, 96, 3, 1),
+            *_mbv2_stage(6, 160, 3, 2),
+            *_mbv2_stage(6, 320, 1, 1),
+        ),
+    ),
+    # MobileNetV3-Small (Howard et al. 2019, table 2), without the final 1 x 1 conv to 576;
+    # expansion ratios written as "expanded size / input channels" of the table.
+    "mobilenetv3_small": (
+        16,
+        "hardswish",
+        (
+            BlockSpec(3, 16 / 16, 16, 2, True, "relu"),
+            BlockSpec(3, 72 / 16, 24, 2, False, "relu"),
+            BlockSpec(3, 88 / 24, 24, 1, False, "relu"),
+            BlockSpec(5, 96 / 24, 40, 2, True, "hardswish"),
+            BlockSpec(5, 240 / 40, 40, 1, True, "hardswish"),
+            BlockSpec(5, 240 / 40, 40, 1, True, "hardswish"),
+            BlockSpec(5, 120 / 40, 48, 1, True, "hardswish"),
+            BlockSpec(5, 144 / 48, 48, 1, True, "hardswish"),
+            BlockSpec(5, 288 / 48, 96, 2, True, "hardswish"),
+            BlockSpec(5, 576 / 96, 96, 1, True, "hardswish"),
+            BlockSpec(5, 576 / 96, 96, 1, True, "hardswish"),
+        ),
+    ),
+}
+
+
+def make_divisible(channels: float, divisor: int = 8) -> int:
+    """Round a channel count to a multiple of ``divisor``, never below 90 % of it.
+
+    Example:
+        >>> make_divisible(32 * 0.75), make_divisible(72), make_divisible(16 * 0.35)
+        (24, 72, 8)
+    """
+    rounded = max(divisor, int(channels + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * channels else rounded
+
+
+def _activation(name: Activation) -> nn.Module:
+    if name == "relu":
+        return nn.ReLU(inplace=True)
+    if name == "relu6":
+        return nn.ReLU6(inplace=True)
+    return nn.Hardswish(inplace=True)
+
+
+class ConvBNAct(nn.Sequential):
+    """Conv (no bias, 'same' padding for odd kernels) + BatchNorm + optional activation."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel: int = 1,
+        stride: int = 1,
+        groups: int = 1,
+        act: Activation | None = "relu6",
+    ) -> None:
+        layers: list[nn.Module] = [
+            nn.Conv2d(
+                in_channels, out_channels, kernel, stride, kernel // 2, groups=groups, bias=False
+            ),
+            nn.BatchNorm2d(out_channels),
+        ]
+        if act is not None:
+            layers.append(_activation(act))
+        super().__init__(*layers)
+
+
+class SqueezeExcite(nn.Module):
+    """Channel attention: global pool -> 1 x 1 reduce (ReLU) -> 1 x 1 expand -> hard sigmoid."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        hidden = make_divisible(channels / 4)
+        self.reduce = nn.Conv2d(channels, hidden, 1)
+        self.expand = nn.Conv2d(hidden, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, C, H, W)`` -> same shape, rescaled per channel."""
+        s = nn.functional.adaptive_avg_pool2d(x, 1)
+        s = self.expand(nn.functional.relu(self.reduce(s)))
+        return x * nn.functional.hardsigmoid(s)
+
+
+class InvertedResidual(nn.Module):
+    """1 x 1 expand -> k x k depthwise (stride) -> [SE] -> linear 1 x 1 project, + shortcut.
+
+    The shortcut is the identity when the block keeps resolution and channels, otherwise absent.
+    """
+
+    def __init__(self, in_channels: int, hidden: int, spec: BlockSpec, out_channels: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        if hidden != in_channels:
+            layers.append(ConvBNAct(in_channels, hidden, 1, act=spec.act))
+        layers.append(ConvBNAct(hidden, hidden, spec.kernel, spec.stride, hidden, spec.act))
+        if spec.se:
+            layers.append(SqueezeExcite(hidden))
+        layers.append(ConvBNAct(hidden, out_channels, 1, act=None))
+        self.body = nn.Sequential(*layers)
+        self.residual = spec.stride == 1 and in_channels == out_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, C_in, H, W)`` -> ``(N, C_out, H / stride, W / stride)``."""
+        y = self.body(x)
+        return x + y if self.residual else y
+
+
+class InvertedResidualBackbone(nn.Module):
+    """A backbone of :data:`BACKBONES`, returning the feature maps at strides 4, 8, 16, 32.
+
+    Args:
+        name: key of :data:`BACKBONES`.
+        width: channel multiplier.
+
+    Attributes:
+        channels: channels of the four returned maps.
+    """
+
+    def __init__(self, name: str, width: float = 1.0) -> None:
+        super().__init__()
+        stem_channels, stem_act, specs = BACKBONES[name]
+        in_ch = make_divisible(stem_channels * width)
+        self.stem = ConvBNAct(3, in_ch, 3, 2, act=stem_act)
+        blocks: list[nn.Module] = []
+        taps: list[int] = []
+        channels: list[int] = []
+        stride = 2
+        for i, spec in enumerate(specs):
+            out_ch = make_divisible(spec.out_channels * width)
+            hidden = make_divisible(in_ch * spec.expand)
+            blocks.append(InvertedResidual(in_ch, hidden, spec, out_ch))
+            stride *= spec.stride
+            in_ch = out_ch
+            last_at_stride = i == len(specs) - 1 or specs[i + 1].stride == 2
+            if last_at_stride and stride >= 4:
+                taps.append(i)
+                channels.append(out_ch)
+        if len(taps) != 4:
+            raise ValueError(f"backbone {name!r} must reach strides 4, 8, 16, 32")
+        self.blocks = nn.Sequential(*blocks)
+        self.taps = tuple(taps)
+        self.channels = tuple(channels)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """``(N, 3, S, S)`` -> maps ``(N, channels[k], S / 2^(k+2), S / 2^(k+2))``, k = 0..3."""
+        feats: list[torch.Tensor] = []
+        x = self.stem(x)
+        for i, block in enumerate(self.blocks):
+            x = block(x)
+            if i in self.taps:
+                feats.append(x)
+        return feats
+
+
+# --------------------------------------------------------------------------------------------
+# Heads
+# --------------------------------------------------------------------------------------------
+
+
+class RegressionHead(nn.Module):
+    """Stride-32 map -> 1 x 1 conv to ``channels`` -> flatten -> linear -> ``(N, 68, 3)``.
+
+    Outputs are in units of half the crop side around the crop centre; :class:`MvNetModule`
+    maps them to pixels. The last layer starts at zero weights, so a fresh model puts every
+    point at the crop centre and the first gradients all reach the same place.
+    """
+
+    def __init__(self, in_channels: int, channels: int, map_size: int) -> None:
+        super().__init__()
+        self.reduce = ConvBNAct(in_channels, channels, 1)
+        self.fc = nn.Linear(channels * map_size * map_size, NUM_POINTS * 3)
+        nn.init.zeros_(self.fc.weight)
+        nn.init.zeros_(self.fc.bias)
+
+    def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        """Backbone maps -> ``(N, 68, 3)`` normalized coordinates."""
+        y = self.reduce(feats[-1]).flatten(1)
+        return self.fc(y).reshape(-1, NUM_POINTS, 3)
+
+
+class SoftArgmaxHead(nn.Module):
+    """Top-down pyramid to stride 4, per point a heatmap and a depth map, then soft-argmax.
+
+    Args:
+        in_channels: channels of the backbone maps at strides 4, 8, 16, 32.
+        channels: channels of the pyramid.
+        input_size: side of the network input, pixels.
+
+    The point is the expectation of the pixel-centre grid (crop pixels) under the softmax of
+    its heatmap logits times :attr:`LOGIT_SCALE`; its depth is the depth map averaged with the
+    same weights, in units of half the crop side. The output conv starts at zero (uniform
+    heatmaps: every point at the crop centre, depth 0).
+    """
+
+    #: Heatmap stride, input pixels per heatmap cell.
+    STRIDE = 4
+    #: Fixed factor on the heatmap logits (the soft-argmax inverse temperature): lets the
+    #: zero-initialized heatmaps sharpen in a few steps; 1 made a 20-step overfit test ~4x
+    #: slower to converge.
+    LOGIT_SCALE = 10.0
+
+    def __init__(self, in_channels: tuple[int, ...], channels: int, input_size: int) -> None:
+        super().__init__()
+        self.lateral = nn.ModuleList(ConvBNAct(c, channels, 1, act=None) for c in in_channels)
+        self.refine = nn.Sequential(
+            ConvBNAct(channels, channels, 3, groups=channels),
+            ConvBNAct(channels, channels, 1),
+        )
+        self.out = nn.Conv2d(channels, 2 * NUM_POINTS, 1)
+        nn.init.zeros_(self.out.weight)
+        if self.out.bias is not None:
+            nn.init.zeros_(self.out.bias)
+        side = input_size // self.STRIDE
+        # centre of heatmap cell j in crop pixels: j * stride + (stride - 1) / 2
+        centres = torch.arange(side, dtype=torch.float32) * self.STRIDE + (self.STRIDE - 1) / 2
+        grid_y, grid_x = torch.meshgrid(centres, centres, indexing="ij")
+        self.grid_x: torch.Tensor
+        self.grid_y: torch.Tensor
+        self.register_buffer("grid_x", grid_x.reshape(-1), persistent=False)
+        self.register_buffer("grid_y", grid_y.reshape(-1), persistent=False)
+
+    def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        """Backbone maps -> ``(N, 68, 3)``: x, y crop pixels, z in half crop sides."""
+        p = self.lateral[-1](feats[-1])
+        for lateral, feat in zip(self.lateral[-2::-1], feats[-2::-1], strict=True):
+            p = nn.functional.interpolate(p, scale_factor=2.0, mode="nearest") + lateral(feat)
+        maps = self.out(self.refine(p)).flatten(2)  # (N, 2 * 68, H * W)
+        weights = torch.softmax(maps[:, :NUM_POINTS] * self.LOGIT_SCALE, dim=-1)
+        x = (weights * self.grid_x).sum(-1)
+        y = (weights * self.grid_y).sum(-1)
+        z = (weights * maps[:, NUM_POINTS:]).sum(-1)
+        return torch.stack([x, y, z], dim=-1)
+
+
+# --------------------------------------------------------------------------------------------
+# Network and landmark model
+# --------------------------------------------------------------------------------------------
+
+
+class MvNetModule(nn.Module):
+    """The mvnet ``nn.Module``: normalized crops ``(N, 3, S, S)`` -> ``(N, 68, 3)`` crop pixels.
+
+    ``x, y`` are 0-based crop pixels (centre of the crop at ``(S - 1) / 2``), ``z`` is relative
+    depth in crop pixels (larger = nearer). Exportable (ONNX / ``torch.export``) with a dynamic
+    batch dimension; the input side must be ``config.input_size``.
+    """
+
+    def __init__(self, config: MvNetConfig) -> None:
+        super().__init__()
+        self.input_size = config.input_size
+        self.head_type = config.head
+        self.backbone = InvertedResidualBackbone(config.backbone, config.width)
+        if config.head == "regression":
+            self.head: nn.Module = RegressionHead(
+                self.backbone.channels[-1], config.head_channels, config.input_size // 32
+            )
+        else:
+            self.head = SoftArgmaxHead(
+                self.backbone.channels, config.head_channels, config.input_size
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, 3, S, S)`` normalized crops -> ``(N, 68, 3)`` points in crop pixels."""
+        out = self.head(self.backbone(x))
+        half = self.input_size / 2
+        if self.head_type == "regression":
+            xy = out[..., :2] * half + (self.input_size - 1) / 2
+        else:
+            xy = out[..., :2]
+        return torch.cat([xy, out[..., 2:] * half], dim=-1)
+
+
+class MvNet(TorchLandmarkModel):
+    """mvnet behind the common landmark interface (``68x3``; see the module docstring).
+
+    Args:
+        config: architecture and data contract; defaults to :class:`MvNetConfig` ``()``.
+        seed: seed for the random initialization (the global RNG state is left untouched);
+            ``None`` uses the global RNG.
+
+    Attributes:
+        mvnet_config: the :class:`MvNetConfig` (saved with the weights).
+        config: the family-independent :class:`ModelConfig` derived from it.
+        net: the :class:`MvNetModule`, on CPU in training mode.
+    """
+
+    def __init__(self, config: MvNetConfig | None = None, seed: int | None = None) -> None:
+        self.mvnet_config = config or MvNetConfig()
+        self.config = self.mvnet_config.model_config()
+        if seed is None:
+            self.net: MvNetModule = MvNetModule(self.mvnet_config)
+        else:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                self.net = MvNetModule(self.mvnet_config)
+
+    def forward_points(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalized crops ``(N, 3, S, S)`` -> ``(N, 68, 3)`` crop pixels (differentiable)."""
+        return self.net(x)
+
+    def num_parameters(self) -> int:
+        """Number of trainable parameters of :attr:`net`."""
+        return sum(p.numel() for p in self.net.parameters() if p.requires_grad)
+
+    def save(self, path: str | Path) -> Path:
+        """Save the weights with :attr:`mvnet_config` in the metadata (safetensors, atomic).
+
+        Returns:
+            The final path; ``create_model("mvnet", weights=path)`` rebuilds this model.
+        """
+        return save_weights(path, self.net.state_dict(), self.mvnet_config.to_dict(), family=FAMILY)
+
+    def export_onnx(self, path: str | Path, opset: int = 17) -> Path:
+        """Export :attr:`net` (in eval mode) to ONNX with a dynamic batch dimension.
+
+        The graph takes ``crops`` ``(N, 3, S, S)`` float32, already normalized (see
+        :meth:`normalize`), and returns ``points`` ``(N, 68, 3)`` in crop pixels. Needs the
+        ``onnx`` package (TorchScript-based exporter; opset >= 14 for hard-swish).
+
+        Returns:
+            The path written.
+        """
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        size = self.mvnet_config.input_size
+        example = torch.zeros(1, 3, size, size, device=self.device)
+        was_training = self.net.training
+        self.net.eval()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # legacy exporter notice
+                torch.onnx.export(
+                    self.net,
+                    (example,),
+                    str(path),
+                    input_names=["crops"],
+                    output_names=["points"],
+                    dynamic_axes={"crops": {0: "batch"}, "points": {0: "batch"}},
+                    opset_version=opset,
+                    dynamo=False,
+                )
+        finally:
+            self.net.train(was_training)
+        return path
+
+
+def load_mvnet(path: str | Path) -> MvNet:
+    """Rebuild an :class:`MvNet` from a file written by :meth:`MvNet.save` (eval mode).
+
+    Raises:
+        BadInputError: not a safetensors file, not mvnet weights, no or bad config, or tensors
+            that do not fit the architecture of the config.
+    """
+    tensors, config_dict, meta = load_weights(path)
+    family = meta.get("family", FAMILY)
+    if family != FAMILY:
+        raise BadInputError(path, f"weights of the {family!r} family, not mvnet")
+    if not config_dict:
+        raise BadInputError(path, "no mvnet config in the file's metadata")
+    try:
+        config = MvNetConfig.from_dict(config_dict)
+    except (TypeError, ValueError) as exc:
+        raise BadInputError(path, f"bad mvnet config ({exc})") from None
+    model = MvNet(config)
+    try:
+        model.net.load_state_dict(tensors, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[1:2] or [str(exc)]
+        raise BadInputError(
+            path, f"tensors do not fit the config's architecture ({first[0].strip()})"
+        ) from None
+    model.net.eval()
+    return model
+
+
+@register_model(FAMILY)
+def mvnet(weights: str | Path | None = None, seed: int | None = None, **cfg: Any) -> MvNet:
+    """mvnet: trainable 68 x 3 landmark network (pure PyTorch).
+
+    Args:
+        weights: a file written by :meth:`MvNet.save`; the architecture comes from its config.
+            ``None``: a randomly initialized model (training mode) for training.
+        seed: seed of the random initialization (only without ``weights``).
+        **cfg: :class:`MvNetConfig` fields (``crop`` as a :class:`BoxTransform` or its dict).
+            With ``weights`` they may only repeat the file's values.
+
+    Raises:
+        ValueError: unknown or invalid options, ``seed`` with ``weights``, or options that
+            contradict the weights file.
+        BadInputError: unreadable or mismatching weights file.
+    """
+    if weights is None:
+        return MvNet(MvNetConfig.from_dict(cfg), seed=seed)
+    if seed is not None:
+        raise ValueError("mvnet: seed only applies to random initialization, not with weights")
+    model = load_mvnet(weights)
+    if cfg:
+        wanted = MvNetConfig.from_dict({**model.mvnet_config.to_dict(), **cfg})
+        if wanted != model.mvnet_config:
+            have, want = model.mvnet_config.to_dict(), wanted.to_dict()
+            diff = {k: (have[k], want[k]) for k in have if have[k] != want[k]}
+            raise ValueError(
+                f"mvnet options contradict the weights file's config (file, given): "
+                f"{json.dumps(diff)}"
+            )
+    return model
