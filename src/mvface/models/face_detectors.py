@@ -61,7 +61,22 @@ class DlibHogDetector(FaceDetector):
         return Detections(boxes=boxes.reshape(-1, 4), scores=np.asarray(scores, float))
 
 
-_DETECTORS: dict[str, Callable[[], FaceDetector]] = {"dlib-hog": DlibHogDetector}
+def _blazeface(variant: str) -> Callable[[], FaceDetector]:
+    """Factory of a MediaPipe BlazeFace detector (imported lazily: it needs torch)."""
+
+    def create() -> FaceDetector:
+        from mvface.models.blazeface import BlazeFaceDetector
+
+        return BlazeFaceDetector(variant)
+
+    return create
+
+
+_DETECTORS: dict[str, Callable[[], FaceDetector]] = {
+    "dlib-hog": DlibHogDetector,
+    "blazeface-short": _blazeface("short"),
+    "blazeface-full": _blazeface("full"),
+}
 
 
 def list_face_detectors() -> list[str]:

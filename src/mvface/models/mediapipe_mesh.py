@@ -31,11 +31,7 @@ Example:
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import os
-import site
-import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -45,6 +41,15 @@ import torch
 from torch import nn
 
 from mvface.errors import BadInputError, NotAvailableError
+from mvface.models._tflite import (
+    TFSameConv2d,
+    find_packaged_file,
+    read_tflite_constants,
+    save_reproducible_safetensors,
+    sha256_file,
+    tf_same_padding,
+    tflite_kernel_to_torch,
+)
 
 __all__ = [
     "BACKBONE_BLOCKS",
@@ -189,58 +194,6 @@ SCORE_HEAD = HeadSpec(
 # --------------------------------------------------------------------------------------------
 # Layers
 # --------------------------------------------------------------------------------------------
-
-
-def tf_same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
-    """TensorFlow 'SAME' padding of one spatial axis.
-
-    Args:
-        size: input length along the axis, pixels.
-        kernel: kernel length.
-        stride: stride.
-
-    Returns:
-        (before, after) padding in pixels; TF puts the odd pixel *after*.
-
-    Example:
-        >>> tf_same_padding(192, 3, 2), tf_same_padding(96, 3, 1)
-        ((0, 1), (1, 1))
-    """
-    out = -(-size // stride)
-    total = max((out - 1) * stride + kernel - size, 0)
-    return total // 2, total - total // 2
-
-
-class TFSameConv2d(nn.Conv2d):
-    """``nn.Conv2d`` with TensorFlow 'SAME' padding (asymmetric for even inputs and stride 2).
-
-    Stride 1 uses the built-in symmetric padding (identical to SAME for odd kernels); other
-    strides pad explicitly in ``forward`` from the actual input size.
-    """
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int,
-        stride: int = 1,
-        groups: int = 1,
-    ) -> None:
-        self._same_stride = stride
-        self._same_kernel = kernel_size
-        padding = kernel_size // 2 if stride == 1 else 0
-        super().__init__(
-            in_channels, out_channels, kernel_size, stride=stride, padding=padding, groups=groups
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Convolve ``x`` (N, C_in, H, W) -> (N, C_out, ceil(H / s), ceil(W / s))."""
-        if self._same_stride != 1:
-            top, bottom = tf_same_padding(x.shape[-2], self._same_kernel, self._same_stride)
-            left, right = tf_same_padding(x.shape[-1], self._same_kernel, self._same_stride)
-            if top or bottom or left or right:
-                x = nn.functional.pad(x, (left, right, top, bottom))
-        return super().forward(x)
 
 
 class ConvPReLU(nn.Module):
@@ -396,44 +349,7 @@ def _tflite_layer_names() -> dict[str, str]:
     return names
 
 
-#: TFLite tensor types (schema ``TensorType``) the converter reads.
-_TFLITE_FLOAT32, _TFLITE_FLOAT16 = 0, 1
 _TF_TO_OURS = {"Kernel": "weight", "Bias": "bias", "Alpha": "weight"}
-
-
-def _read_tflite_constants(path: Path) -> dict[str, np.ndarray]:
-    """Float constants of a TFLite file, by tensor name, as float32 in TFLite layout."""
-    try:
-        import tflite
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise NotAvailableError(
-            "reading a .tflite file needs the 'tflite' package: pip install tflite"
-        ) from exc
-    data = path.read_bytes()
-    if data[4:8] != b"TFL3":
-        raise BadInputError(path, "not a TFLite file (no TFL3 identifier)")
-    try:
-        model = tflite.Model.GetRootAsModel(data, 0)
-        if model.SubgraphsLength() != 1:
-            raise BadInputError(path, "expected a TFLite model with one subgraph")
-        graph = model.Subgraphs(0)
-        constants: dict[str, np.ndarray] = {}
-        for i in range(graph.TensorsLength()):
-            tensor = graph.Tensors(i)
-            dtype = {_TFLITE_FLOAT32: np.float32, _TFLITE_FLOAT16: np.float16}.get(tensor.Type())
-            buffer = model.Buffers(tensor.Buffer())
-            if dtype is None or buffer is None or buffer.DataLength() == 0:
-                continue  # activations, int constants (PAD paddings), dequantize outputs
-            shape = tuple(int(s) for s in tensor.ShapeAsNumpy())
-            raw = buffer.DataAsNumpy().tobytes()
-            constants[tensor.Name().decode()] = (
-                np.frombuffer(raw, dtype=dtype).reshape(shape).astype(np.float32)
-            )
-    except BadInputError:
-        raise
-    except Exception as exc:  # a corrupt flatbuffer fails in many ways
-        raise BadInputError(path, f"unreadable TFLite flatbuffer ({exc})") from exc
-    return constants
 
 
 def convert_tflite(path: str | Path) -> dict[str, torch.Tensor]:
@@ -454,7 +370,7 @@ def convert_tflite(path: str | Path) -> dict[str, torch.Tensor]:
         NotAvailableError: the ``tflite`` package (flatbuffer schema) is not installed.
     """
     path = Path(path)
-    constants = _read_tflite_constants(path)
+    constants = read_tflite_constants(path)
     reference = FaceMeshNet().state_dict()
     state: dict[str, torch.Tensor] = {}
     used: set[str] = set()
@@ -469,11 +385,7 @@ def convert_tflite(path: str | Path) -> dict[str, torch.Tensor]:
             value = constants[name]
             if tf_kind == "Kernel":
                 # conv OHWI -> OIHW; depthwise 1HWC -> C1HW
-                value = (
-                    value.transpose(3, 0, 1, 2)
-                    if "depthwise" in theirs
-                    else value.transpose(0, 3, 1, 2)
-                )
+                value = tflite_kernel_to_torch(value, depthwise="depthwise" in theirs)
             tensor = torch.from_numpy(np.ascontiguousarray(value)).reshape(-1)
             if tensor.numel() != reference[key].numel():
                 raise BadInputError(
@@ -525,26 +437,12 @@ def find_mediapipe_tflite() -> Path | None:
     Raises:
         BadInputError: ``$MVFACE_FACEMESH_TFLITE`` is set but is not a file.
     """
-    env = os.environ.get(TFLITE_ENV_VAR)
-    if env:
-        if not Path(env).is_file():
-            raise BadInputError(env, f"{TFLITE_ENV_VAR} does not name a file")
-        return Path(env)
-    roots = [*sys.path, *site.getsitepackages(), site.getusersitepackages()]
-    for root in roots:
-        candidate = Path(root or ".") / TFLITE_RELATIVE_PATH
-        if candidate.is_file():
-            return candidate
-    return None
+    return find_packaged_file(TFLITE_RELATIVE_PATH, TFLITE_ENV_VAR)
 
 
 # --------------------------------------------------------------------------------------------
 # safetensors
 # --------------------------------------------------------------------------------------------
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def convert_to_safetensors(
@@ -566,8 +464,6 @@ def convert_to_safetensors(
     Returns:
         The metadata written into the file (source sha256, licence, data contract as JSON).
     """
-    from safetensors.torch import save
-
     tflite_path, out_path = Path(tflite_path), Path(out_path)
     state = {k: v.to(dtype).contiguous() for k, v in convert_tflite(tflite_path).items()}
     metadata = {
@@ -575,26 +471,12 @@ def convert_to_safetensors(
         "architecture": "mvface.models.mediapipe_mesh.FaceMeshNet",
         "license": LICENSE,
         "source_file": tflite_path.name,
-        "source_sha256": _sha256(tflite_path),
+        "source_sha256": sha256_file(tflite_path),
         "source": source,
         "config": json.dumps(asdict(FACEMESH_CONFIG)),
     }
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_bytes(_sorted_safetensors_header(save(state, metadata=metadata)))
+    save_reproducible_safetensors(out_path, state, metadata)
     return metadata
-
-
-def _sorted_safetensors_header(data: bytes) -> bytes:
-    """Rewrite a safetensors file with its JSON header keys sorted (byte-reproducible output).
-
-    ``safetensors`` writes the metadata map in hash order, so two conversions differ; the tensor
-    data and offsets are untouched.
-    """
-    length = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8 : 8 + length])
-    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)  # keep the data 8-byte aligned, as safetensors does
-    return len(text).to_bytes(8, "little") + text + data[8 + length :]
 
 
 def load_facemesh(path: str | Path | None = None) -> FaceMeshNet:
