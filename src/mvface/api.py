@@ -18,7 +18,7 @@ from mvface.models import LandmarkModel, Landmarks, create_model
 from mvface.models.face_detectors import FaceDetector, create_face_detector, list_face_detectors
 
 #: Face detectors tried, in order, when the detector is ``"auto"``.
-AUTO_DETECTORS: tuple[str, ...] = ("blazeface-short", "dlib-hog")
+AUTO_DETECTORS: tuple[str, ...] = ("blazeface", "dlib-hog")
 
 
 @dataclass

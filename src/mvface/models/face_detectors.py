@@ -61,6 +61,32 @@ class DlibHogDetector(FaceDetector):
         return Detections(boxes=boxes.reshape(-1, 4), scores=np.asarray(scores, float))
 
 
+class CombinedDetector(FaceDetector):
+    """Several detectors on one image, their canonical boxes merged.
+
+    A box overlapping (IoU > ``iou``) a higher-scored box already kept is dropped. Used by
+    ``"blazeface"``: the short-range model finds large faces (any pose), the full-range model
+    small ones.
+    """
+
+    to_canonical = BoxTransform()  # members map their own boxes
+
+    def __init__(self, detectors: Sequence[FaceDetector], iou: float = 0.3) -> None:
+        self.detectors = list(detectors)
+        self.name = "+".join(d.name for d in self.detectors)
+        self.iou = iou
+
+    def detect_raw(self, image: np.ndarray) -> Detections:
+        found = [d.detect(image) for d in self.detectors]
+        boxes = np.concatenate([f.boxes.reshape(-1, 4) for f in found])
+        scores = np.concatenate([f.scores for f in found])
+        keep: list[int] = []
+        for i in np.argsort(-scores, kind="stable"):
+            if not keep or box_iou(boxes[i : i + 1], boxes[keep]).max() <= self.iou:
+                keep.append(int(i))
+        return Detections(boxes=boxes[keep].reshape(-1, 4), scores=scores[keep])
+
+
 def _blazeface(variant: str) -> Callable[[], FaceDetector]:
     """Factory of a MediaPipe BlazeFace detector (imported lazily: it needs torch)."""
 
@@ -76,6 +102,7 @@ _DETECTORS: dict[str, Callable[[], FaceDetector]] = {
     "dlib-hog": DlibHogDetector,
     "blazeface-short": _blazeface("short"),
     "blazeface-full": _blazeface("full"),
+    "blazeface": lambda: CombinedDetector([_blazeface("short")(), _blazeface("full")()]),
 }
 
 
