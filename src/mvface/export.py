@@ -49,6 +49,7 @@ def export_onnx(model: LandmarkModel, path: str | Path, opset: int = 17) -> Path
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     size = tm.config.input_size
+    was_training = tm.net.training
     graph = _PointsGraph(tm).eval()
     example = torch.zeros(2, 3, size, size, device=tm.device)
     with atomic_path(path) as tmp, warnings.catch_warnings():
@@ -64,6 +65,7 @@ def export_onnx(model: LandmarkModel, path: str | Path, opset: int = 17) -> Path
             dynamo=False,
         )
         _add_metadata(tmp, tm)
+    tm.net.train(was_training)
     return path
 
 

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from mvface.errors import BadInputError
+from mvface.export import export_onnx
 from mvface.models import BoxTransform, create_model, list_models
 from mvface.models._weights import save_weights
 from mvface.models.mvnet import (
@@ -296,7 +297,7 @@ def test_onnx_export_dynamic_batch(tmp_path: Path) -> None:
     pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
     model = _model(**SMALL_CONFIGS[1])
-    path = model.export_onnx(tmp_path / "mvnet.onnx")
+    path = export_onnx(model, tmp_path / "mvnet.onnx")
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     model.net.eval()
     for n in (1, 3):

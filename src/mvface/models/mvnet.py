@@ -36,7 +36,6 @@ Example:
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -536,39 +535,6 @@ class MvNet(TorchLandmarkModel):
             The final path; ``create_model("mvnet", weights=path)`` rebuilds this model.
         """
         return save_weights(path, self.net.state_dict(), self.mvnet_config.to_dict(), family=FAMILY)
-
-    def export_onnx(self, path: str | Path, opset: int = 17) -> Path:
-        """Export :attr:`net` (in eval mode) to ONNX with a dynamic batch dimension.
-
-        The graph takes ``crops`` ``(N, 3, S, S)`` float32, already normalized (see
-        :meth:`normalize`), and returns ``points`` ``(N, 68, 3)`` in crop pixels. Needs the
-        ``onnx`` package (TorchScript-based exporter; opset >= 14 for hard-swish).
-
-        Returns:
-            The path written.
-        """
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        size = self.mvnet_config.input_size
-        example = torch.zeros(1, 3, size, size, device=self.device)
-        was_training = self.net.training
-        self.net.eval()
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)  # legacy exporter notice
-                torch.onnx.export(
-                    self.net,
-                    (example,),
-                    str(path),
-                    input_names=["crops"],
-                    output_names=["points"],
-                    dynamic_axes={"crops": {0: "batch"}, "points": {0: "batch"}},
-                    opset_version=opset,
-                    dynamo=False,
-                )
-        finally:
-            self.net.train(was_training)
-        return path
 
 
 def load_mvnet(path: str | Path) -> MvNet:

@@ -139,3 +139,46 @@ def resolve_relative(path_str: str, bases: list[Path]) -> Path | None:
         if candidate.exists():
             return candidate
     return None
+
+
+def read_file_bytes(path: Path, max_bytes: int, what: str) -> bytes:
+    """The bytes of a small annotation file; BadInputError naming the file otherwise.
+
+    Refuses folders, files over ``max_bytes`` and empty (whitespace-only) files; maps
+    missing files and permission / I/O errors to one clear line. ``what`` names the kind of
+    file in messages (e.g. ``".pts file"``).
+    """
+    try:
+        if path.is_dir():
+            raise BadInputError(path, f"is a directory, not a {what}")
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise BadInputError(path, f"is {size} bytes, too large for a {what}")
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise BadInputError(path, "does not exist") from None
+    except PermissionError:
+        raise BadInputError(path, "permission denied") from None
+    except OSError as exc:
+        raise BadInputError(path, f"cannot be read ({exc.strerror or exc})") from None
+    if not data.strip():
+        raise BadInputError(path, "file is empty")
+    return data
+
+
+def find_single_file(root: Path, suffix: str) -> Path:
+    """``root`` if it is a file, else the one ``*suffix`` file directly inside the folder."""
+    if root.is_file():
+        return root
+    if not root.is_dir():
+        raise BadInputError(root, "does not exist")
+    try:
+        found = sorted(p for p in root.iterdir() if p.suffix.lower() == suffix and p.is_file())
+    except OSError as exc:
+        raise BadInputError(root, f"cannot be listed ({exc.strerror or exc})") from None
+    if not found:
+        raise BadInputError(root, f"holds no {suffix} file")
+    if len(found) > 1:
+        names = ", ".join(p.name for p in found)
+        raise BadInputError(root, f"holds several {suffix} files ({names}); pass one of them")
+    return found[0]

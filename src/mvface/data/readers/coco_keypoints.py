@@ -29,6 +29,7 @@ import numpy as np
 
 from mvface.data.readers._common import (
     check_limit,
+    find_single_file,
     guard_os_errors,
     header_meta,
     os_error_line,
@@ -39,23 +40,6 @@ from mvface.data.readers._registry import register_reader
 from mvface.data.record import Dataset, FaceSample
 from mvface.data.scheme import NUM_LANDMARKS
 from mvface.errors import BadInputError
-
-
-def _find_json(root: Path) -> Path:
-    if root.is_file():
-        return root
-    if not root.is_dir():
-        raise BadInputError(root, "does not exist")
-    try:
-        jsons = sorted(p for p in root.iterdir() if p.suffix.lower() == ".json" and p.is_file())
-    except OSError as exc:
-        raise BadInputError(root, f"cannot be listed ({exc.strerror or exc})") from None
-    if not jsons:
-        raise BadInputError(root, "holds no .json file")
-    if len(jsons) > 1:
-        names = ", ".join(p.name for p in jsons)
-        raise BadInputError(root, f"holds several .json files ({names}); pass one of them")
-    return jsons[0]
 
 
 def load_coco_json(path: Path) -> tuple[dict[Any, dict[str, Any]], list[Any]]:
@@ -117,7 +101,7 @@ def _read_coco(
     valid_key: str | None,
 ) -> Dataset:
     limit = check_limit(limit)
-    json_file = _find_json(Path(root))
+    json_file = find_single_file(Path(root), ".json")
     images, annotations = load_coco_json(json_file)
     bases = _image_bases(json_file, Path(image_root) if image_root is not None else None)
     sizes: dict[Path, dict[str, Any]] = {}

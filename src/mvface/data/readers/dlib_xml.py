@@ -28,9 +28,11 @@ import numpy as np
 
 from mvface.data.readers._common import (
     check_limit,
+    find_single_file,
     guard_os_errors,
     header_meta,
     os_error_line,
+    read_file_bytes,
     sample_name,
     xywh_to_box,
 )
@@ -52,18 +54,7 @@ MAX_XML_BYTES = 200_000_000
 
 def parse_xml_safely(path: Path) -> ET.Element:
     """Parse an XML file, refusing DOCTYPE/ENTITY declarations; BadInputError on any failure."""
-    try:
-        if path.stat().st_size > MAX_XML_BYTES:
-            raise BadInputError(path, "XML file is too large")
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise BadInputError(path, "does not exist") from None
-    except PermissionError:
-        raise BadInputError(path, "permission denied") from None
-    except OSError as exc:
-        raise BadInputError(path, f"cannot be read ({exc.strerror or exc})") from None
-    if not data.strip():
-        raise BadInputError(path, "file is empty")
+    data = read_file_bytes(path, MAX_XML_BYTES, "XML file")
     if _DECLARATION.search(data):
         raise BadInputError(path, "XML with a DOCTYPE or ENTITY declaration is refused (unsafe)")
     try:
@@ -71,23 +62,6 @@ def parse_xml_safely(path: Path) -> ET.Element:
     except Exception as exc:  # ET.ParseError, defusedxml's errors, ValueError
         raise BadInputError(path, f"not valid XML ({exc})") from None
     return root
-
-
-def _find_xml(root: Path) -> Path:
-    if root.is_file():
-        return root
-    if not root.is_dir():
-        raise BadInputError(root, "does not exist")
-    try:
-        xmls = sorted(p for p in root.iterdir() if p.suffix.lower() == ".xml" and p.is_file())
-    except OSError as exc:
-        raise BadInputError(root, f"cannot be listed ({exc.strerror or exc})") from None
-    if not xmls:
-        raise BadInputError(root, "holds no .xml file")
-    if len(xmls) > 1:
-        names = ", ".join(p.name for p in xmls)
-        raise BadInputError(root, f"holds several .xml files ({names}); pass one of them")
-    return xmls[0]
 
 
 def _number(element: ET.Element, key: str, where: str) -> float:
@@ -145,7 +119,7 @@ def read_dlib_xml(root: Path, limit: int | None = None) -> Dataset:
         BadInputError: no readable XML, invalid or unsafe XML, or no ``<images>`` element.
     """
     limit = check_limit(limit)
-    xml_file = _find_xml(Path(root))
+    xml_file = find_single_file(Path(root), ".xml")
     tree = parse_xml_safely(xml_file)
     images = tree.find("images") if tree.tag != "images" else tree
     if images is None:

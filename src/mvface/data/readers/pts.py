@@ -29,6 +29,7 @@ from mvface.data.readers._common import (
     header_meta,
     iter_files,
     os_error_line,
+    read_file_bytes,
     sample_name,
 )
 from mvface.data.readers._registry import register_reader
@@ -44,21 +45,7 @@ PTS_IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".ppm"}
 
 
 def _read_text(path: Path) -> str:
-    try:
-        size = path.stat().st_size
-        if path.is_dir():
-            raise BadInputError(path, "is a directory, not a .pts file")
-        if size > MAX_PTS_BYTES:
-            raise BadInputError(path, f"is {size} bytes, too large for a .pts file")
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise BadInputError(path, "does not exist") from None
-    except PermissionError:
-        raise BadInputError(path, "permission denied") from None
-    except OSError as exc:
-        raise BadInputError(path, f"cannot be read ({exc.strerror or exc})") from None
-    if not data.strip():
-        raise BadInputError(path, "file is empty")
+    data = read_file_bytes(path, MAX_PTS_BYTES, ".pts file")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
