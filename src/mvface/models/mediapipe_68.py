@@ -1,0 +1,624 @@
+"""``mediapipe-68``: MediaPipe's face mesh plus a learned 468 → 68 head (mvface's offline base).
+
+The network is :class:`~mvface.models.mediapipe_mesh.FaceMeshNet` (MediaPipe's
+``face_landmark.tflite``, Apache-2.0) followed by :class:`MeshTo68Head`, a per-landmark convex
+combination of the 468 mesh vertices in 3D: ``p_k = sum_j W[k, j] * v_j`` with ``W >= 0`` and
+``sum_j W[k, j] = 1``, the same weights for x, y and z. Because every row sums to one the head
+commutes with any affine map of the mesh (crop ↔ image, rotation, scale), so it is a 3D map that
+stays consistent under head rotation, and ``z`` of each point comes from the same combination.
+The jaw rows (iBUG 0-16) may only use MediaPipe's face-oval vertices, so the jaw follows the
+mesh's 3D contour rather than the 2D silhouette marked in 300-W. The head is fitted on 300-W AFW
+by :func:`fit_head` (``python -m mvface.models.mediapipe_68 fit-head ...``).
+
+Crop policy (as MediaPipe tracks a face):
+
+1. First pass: a square, upright crop of :data:`FIRST_PASS_CROP` (1.5x the canonical box,
+   square on the long side). The canonical box carries no in-plane rotation, so this pass is
+   upright; it gives the rotation and a better box.
+2. Re-crop once from the network's own mesh (:func:`recrop_from_mesh`): the in-plane angle from
+   the outer eye corners (mesh vertices 33 → 263), the box from the mesh extent in the
+   eye-levelled frame, enlarged :data:`RECROP_SCALE` times and made square on the long side.
+3. Second pass on that rotated crop; the head's 68 points are mapped back to the image.
+
+Coordinates: :meth:`MediaPipe68.forward_points` returns points in crop pixels with the
+:mod:`mvface.models.trainable` convention (0-based, pixel centres at integers) and ``z`` in crop
+pixels, larger towards the camera (MediaPipe's own mesh is continuous coordinates with ``z``
+smaller towards the camera; :func:`mesh_to_crop_pixels` converts).
+
+Example:
+    >>> from mvface.models import create_model
+    >>> model = create_model("mediapipe-68")  # doctest: +SKIP
+    >>> model.predict(image, boxes).points.shape  # doctest: +SKIP
+    (N, 68, 3)
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import torch
+from torch import nn
+
+from mvface.data.record import landmark_box
+from mvface.errors import BadInputError, NotAvailableError
+from mvface.models._registry import register_model
+from mvface.models._weights import load_weights, save_weights
+from mvface.models.base import Landmarks, ModelConfig
+from mvface.models.boxes import BoxTransform
+from mvface.models.mediapipe_mesh import FACEMESH_CONFIG, FaceMeshNet, load_facemesh
+from mvface.models.trainable import TorchLandmarkModel, apply_affine, invert_affine
+
+#: The fitted head shipped with mvface (see ``docs/models/mediapipe-68.md``).
+DEFAULT_HEAD_PATH = Path(__file__).resolve().parent / "weights" / "mediapipe68_head.safetensors"
+
+#: Mesh vertices at the outer eye corners: subject's right (image left when facing the camera)
+#: and subject's left; the re-crop levels the line from the first to the second.
+MESH_OUTER_EYE_CORNERS = (33, 263)
+
+#: MediaPipe's face-oval vertices (``FACEMESH_FACE_OVAL``), the boundary of the mesh topology,
+#: clockwise on screen from the forehead top (vertex 10).
+FACE_OVAL = (
+    10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
+    152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109,
+)  # fmt: skip
+
+#: iBUG points 0-16: the jaw line.
+IBUG_JAW = tuple(range(17))
+
+#: Canonical (tight 68-point) box -> first-pass crop: 1.5x, square on the long side.
+FIRST_PASS_CROP = BoxTransform(scale_w=1.5, scale_h=1.5, square="max")
+
+#: Re-crop side / long side of the mesh extent in the eye-levelled frame.
+RECROP_SCALE = 1.5
+
+LICENCE = (
+    "network: MediaPipe face mesh (Apache-2.0); 468->68 head fitted on iBUG 300-W AFW "
+    "annotations (research / non-commercial use only)"
+)
+
+
+def mesh_to_crop_pixels(mesh: torch.Tensor) -> torch.Tensor:
+    """MediaPipe mesh coordinates → the :mod:`~mvface.models.trainable` crop-pixel convention.
+
+    Args:
+        mesh: ``(..., 3)`` continuous crop coordinates (``[0, S]`` spans the crop), ``z``
+            smaller towards the camera, as :class:`FaceMeshNet` returns them.
+
+    Returns:
+        ``(..., 3)``: ``x, y`` 0-based with pixel centres at integers (``x - 0.5``), ``z`` in
+        the same pixel scale, larger towards the camera (``-z``).
+    """
+    return torch.cat([mesh[..., :2] - 0.5, -mesh[..., 2:]], dim=-1)
+
+
+class MeshTo68Head(nn.Module):
+    """468 mesh vertices → 68 iBUG points by a per-point weighted sum of vertices.
+
+    ``points[n, k] = sum_j weight[k, j] * mesh[n, j]`` for x, y and z alike. The fitted weights
+    are sparse, non-negative and sum to 1 per row (convex combinations), so the head is
+    equivariant to affine maps of the mesh; fine-tuning may move them freely.
+
+    Args:
+        num_vertices: mesh vertices (468).
+        num_points: output points (68).
+    """
+
+    def __init__(self, num_vertices: int = 468, num_points: int = 68) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.full((num_points, num_vertices), 1.0 / num_vertices))
+
+    def forward(self, mesh: torch.Tensor) -> torch.Tensor:
+        """``(N, 468, D)`` vertices → ``(N, 68, D)`` points (any units; ``D`` = 2 or 3)."""
+        return torch.einsum("kj,njd->nkd", self.weight.to(mesh.dtype), mesh)
+
+
+class MediaPipe68Net(nn.Module):
+    """Face mesh network + 468 → 68 head: the trainable ``net`` of :class:`MediaPipe68`.
+
+    Args:
+        mesh: the face mesh network (converted MediaPipe weights).
+        head: the 468 → 68 head.
+    """
+
+    def __init__(self, mesh: FaceMeshNet, head: MeshTo68Head) -> None:
+        super().__init__()
+        self.mesh = mesh
+        self.head = head
+
+    def forward_mesh(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mesh in crop pixels and the face-presence logit.
+
+        Args:
+            x: ``(N, 3, 192, 192)`` RGB crops in [0, 1].
+
+        Returns:
+            mesh ``(N, 468, 3)`` in crop pixels (see :func:`mesh_to_crop_pixels`) and
+            face_logit ``(N,)``.
+        """
+        mesh, face_logit = self.mesh(x)
+        return mesh_to_crop_pixels(mesh), face_logit
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, 3, 192, 192)`` RGB crops in [0, 1] → ``(N, 68, 3)`` points in crop pixels."""
+        return self.head(self.forward_mesh(x)[0])
+
+
+def load_head(path: str | Path = DEFAULT_HEAD_PATH) -> tuple[MeshTo68Head, dict[str, Any]]:
+    """Load a head saved by :func:`save_head`.
+
+    Returns:
+        The head and its JSON config (fit settings and training-set scores).
+
+    Raises:
+        BadInputError: missing or unreadable file, or a tensor of the wrong shape.
+    """
+    tensors, config, _ = load_weights(path)
+    head = MeshTo68Head()
+    weight = tensors.get("weight")
+    if weight is None or tuple(weight.shape) != tuple(head.weight.shape):
+        shape = None if weight is None else tuple(weight.shape)
+        raise BadInputError(path, f"expected a (68, 468) 'weight' tensor, got {shape}")
+    with torch.no_grad():
+        head.weight.copy_(weight.float())
+    return head, config
+
+
+def eye_angles(mesh_xy: np.ndarray) -> np.ndarray:
+    """In-plane tilt of each face from the mesh's outer eye corners.
+
+    Args:
+        mesh_xy: ``(N, 468, 2+)`` mesh in image pixels (y down).
+
+    Returns:
+        ``(N,)`` radians, counter-clockwise on screen, in the convention of
+        :func:`mvface.models.trainable.crop_matrices` (the eye line points along
+        ``(cos a, -sin a)``).
+    """
+    right, left = MESH_OUTER_EYE_CORNERS
+    d = mesh_xy[:, left, :2] - mesh_xy[:, right, :2]
+    return np.arctan2(-d[:, 1], d[:, 0])
+
+
+def recrop_from_mesh(
+    mesh_xy: np.ndarray, scale: float = RECROP_SCALE
+) -> tuple[np.ndarray, np.ndarray]:
+    """MediaPipe-style tracking crop from a mesh: eyes level, square around the mesh extent.
+
+    Args:
+        mesh_xy: ``(N, 468, 2+)`` mesh in image pixels.
+        scale: crop side / long side of the mesh extent in the eye-levelled frame.
+
+    Returns:
+        boxes ``(N, 4)`` ``[x0, y0, x1, y1]`` (square, centred on the levelled extent's centre;
+        the crop is rotated about that centre) and angles ``(N,)`` radians for
+        :func:`~mvface.models.trainable.crop_matrices`.
+    """
+    xy = np.asarray(mesh_xy, np.float64)[..., :2]
+    angles = eye_angles(xy)
+    cos, sin = np.cos(angles), np.sin(angles)
+    # levelled frame: u along the eye line (cos a, -sin a), v perpendicular (sin a, cos a)
+    u = xy[..., 0] * cos[:, None] - xy[..., 1] * sin[:, None]
+    v = xy[..., 0] * sin[:, None] + xy[..., 1] * cos[:, None]
+    cu, cv = (u.min(1) + u.max(1)) / 2, (v.min(1) + v.max(1)) / 2
+    side = scale * np.maximum(u.max(1) - u.min(1), v.max(1) - v.min(1))
+    cx, cy = cu * cos + cv * sin, -cu * sin + cv * cos
+    boxes = np.stack([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2], axis=1)
+    return boxes, angles
+
+
+class MediaPipe68(TorchLandmarkModel):
+    """MediaPipe face mesh + learned 468 → 68 head, with MediaPipe's two-pass crop.
+
+    Args:
+        head: a head weights file from :func:`save_head`, or a head module; ``None`` loads the
+            shipped :data:`DEFAULT_HEAD_PATH` when it exists and otherwise leaves the head
+            unfitted (uniform weights: for :func:`fit_head`, which only needs the mesh).
+        mesh: face mesh weights (``None``: the shipped ``facemesh.safetensors``).
+        recrop_scale: re-crop side / mesh extent (see :func:`recrop_from_mesh`).
+        passes: network passes: 1 (the upright first pass only), 2 (re-crop once from the
+            mesh: the default, as MediaPipe tracks) or more (re-crop again from each mesh).
+
+    Raises:
+        NotAvailableError: the face mesh weights are absent.
+        BadInputError: an unreadable head file.
+    """
+
+    net: MediaPipe68Net
+
+    def __init__(
+        self,
+        head: str | Path | MeshTo68Head | None = None,
+        mesh: str | Path | None = None,
+        recrop_scale: float = RECROP_SCALE,
+        passes: int = 2,
+    ) -> None:
+        if passes < 1:
+            raise ValueError(f"passes must be at least 1, got {passes}")
+        if not recrop_scale > 0:
+            raise ValueError(f"recrop_scale must be positive, got {recrop_scale}")
+        self.recrop_scale = float(recrop_scale)
+        self.passes = int(passes)
+        self.head_fitted = True
+        if isinstance(head, MeshTo68Head):
+            head_module = head
+        elif head is not None:
+            head_module = load_head(head)[0]
+        elif DEFAULT_HEAD_PATH.is_file():
+            head_module = load_head(DEFAULT_HEAD_PATH)[0]
+        else:
+            head_module, self.head_fitted = MeshTo68Head(), False
+        self.net = MediaPipe68Net(load_facemesh(mesh), head_module).eval()
+        # The face-presence head is not on the points' path: frozen, so that every trainable
+        # parameter gets a gradient from forward_points.
+        self.net.mesh.score_head.requires_grad_(False)
+        self.config = ModelConfig(
+            name="mediapipe-68",
+            input_size=FACEMESH_CONFIG.input_size,
+            mean=FACEMESH_CONFIG.mean,
+            std=FACEMESH_CONFIG.std,
+            crop=FIRST_PASS_CROP,
+            output="68x3",
+            extras=("face_score",),
+            licence=LICENCE,
+        )
+
+    def forward_points(self, x: torch.Tensor) -> torch.Tensor:
+        """Training view: ``(N, 3, 192, 192)`` crops in [0, 1] → ``(N, 68, 3)`` crop pixels.
+
+        ``x, y`` 0-based crop pixels (centres at integers), ``z`` crop pixels, larger towards
+        the camera. Differentiable through the head and the face mesh network.
+        """
+        return cast(torch.Tensor, self.net(x))
+
+    @torch.no_grad()
+    def run_crops(
+        self, images: Sequence[np.ndarray], crop_boxes: np.ndarray, angles: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Run the network on (rotated) crops and map its outputs back to image pixels.
+
+        Args:
+            images: N ``(H, W, 3)`` uint8 RGB images.
+            crop_boxes: ``(N, 4)`` crop boxes in image pixels.
+            angles: ``(N,)`` crop rotations in radians, or ``None`` (upright).
+
+        Returns:
+            points ``(N, 68, 3)`` and mesh ``(N, 468, 3)`` float64 in image pixels (``z`` in
+            image pixels, larger towards the camera), and the face-presence probability
+            ``(N,)``.
+        """
+        was_training = self.net.training
+        self.net.eval()
+        try:
+            x, m = self.preprocess(images, crop_boxes, angles)
+            mesh, face_logit = self.net.forward_mesh(x)
+            points = self.net.head(mesh)
+        finally:
+            self.net.train(was_training)
+        inv = invert_affine(m)
+        z_scale = np.sqrt(np.abs(np.linalg.det(inv[:, :, :2])))[:, None]
+        out = []
+        for crop_points in (points, mesh):
+            image_points = apply_affine(inv, crop_points.double().cpu().numpy())
+            image_points[..., 2] *= z_scale
+            out.append(image_points)
+        return out[0], out[1], torch.sigmoid(face_logit).double().cpu().numpy()
+
+    def crop_angles(
+        self, images: Sequence[np.ndarray], crop_boxes: np.ndarray
+    ) -> np.ndarray | None:
+        """The first pass is upright: a canonical box says nothing about in-plane rotation."""
+        return None
+
+    def track_crops(
+        self, images: Sequence[np.ndarray], crop_boxes: np.ndarray, recrops: int = 1
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The crop of the last pass: first pass, then ``recrops`` re-crops from the mesh.
+
+        Args:
+            images: N ``(H, W, 3)`` uint8 RGB images.
+            crop_boxes: ``(N, 4)`` first-pass crop boxes (the canonical box mapped by
+                ``config.crop``), image pixels.
+            recrops: how many times to re-crop from the mesh (0: the first-pass crop).
+
+        Returns:
+            boxes ``(N, 4)`` image pixels and angles ``(N,)`` radians (``None``: upright).
+        """
+        boxes, angles = crop_boxes, self.crop_angles(images, crop_boxes)
+        for _ in range(recrops):
+            _, mesh, _ = self.run_crops(images, boxes, angles)
+            boxes, angles = recrop_from_mesh(mesh, self.recrop_scale)
+        return boxes, angles
+
+    def predict_mesh(
+        self, images: Sequence[np.ndarray], crop_boxes: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The full crop policy; returns points ``(N, 68, 3)``, mesh ``(N, 468, 3)`` (image
+        pixels) and face-presence probability ``(N,)`` from the last pass."""
+        boxes, angles = self.track_crops(images, crop_boxes, self.passes - 1)
+        return self.run_crops(images, boxes, angles)
+
+    def _predict(self, images: Sequence[np.ndarray], crop_boxes: np.ndarray) -> Landmarks:
+        # Face by face: float32 convolutions differ in the last bits with the batch size, and
+        # the re-crop (uint8 crops, cv2's 1/32-pixel sampling grid) turns that into ~0.003 px.
+        # One face per call keeps a face's points independent of its batch (and one crop per
+        # call is not slower on CPU).
+        points, face_score = [], []
+        for i, image in enumerate(images):
+            p, _, s = self.predict_mesh([image], crop_boxes[i : i + 1])
+            points.append(p)
+            face_score.append(s)
+        return Landmarks(
+            points=np.concatenate(points), extras={"face_score": np.concatenate(face_score)}
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Fitting the head on 300-W
+# --------------------------------------------------------------------------------------------
+
+#: iBUG 68 left-right mirror: point ``k`` of a mirrored face is point ``IBUG_MIRROR[k]``.
+IBUG_MIRROR = (
+    16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0,
+    26, 25, 24, 23, 22, 21, 20, 19, 18, 17,
+    27, 28, 29, 30, 35, 34, 33, 32, 31,
+    45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40,
+    54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55, 64, 63, 62, 61, 60, 67, 66, 65,
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class HeadFitConfig:
+    """Settings of :func:`fit_head` (saved in the head file's config).
+
+    Attributes:
+        neighbours: candidate vertices of each non-jaw point: the ``neighbours`` vertices
+            nearest to it on average over the training faces (2D, box-normalized).
+        ridge: ridge penalty on the weights, per training face (box-normalized units).
+        mirror: also fit on the mirrored images (labels permuted by :data:`IBUG_MIRROR`).
+        seed: recorded for the recipe; the fit has no random step.
+    """
+
+    neighbours: int = 10
+    ridge: float = 1e-4
+    mirror: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.neighbours < 1 or not self.ridge >= 0:
+            raise ValueError(f"need neighbours >= 1 and ridge >= 0, got {self}")
+
+
+def mirror_face(image: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mirror an image left-right and relabel its 68 points.
+
+    Args:
+        image: ``(H, W, 3)`` uint8.
+        points: ``(68, 2+)`` 0-based pixels.
+
+    Returns:
+        The mirrored image and points ``(68, 2+)`` in iBUG order.
+    """
+    flipped = np.ascontiguousarray(image[:, ::-1])
+    out = np.array(points, dtype=np.float64, copy=True)
+    out[:, 0] = image.shape[1] - 1 - out[:, 0]
+    return flipped, out[list(IBUG_MIRROR)]
+
+
+def collect_meshes(
+    model: MediaPipe68, faces: Iterable[tuple[np.ndarray, np.ndarray]], mirror: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Meshes from the model's crop policy (ground-truth canonical boxes) and their targets.
+
+    Args:
+        model: the mesh network with its crop policy (the head is not used).
+        faces: ``(image (H, W, 3) uint8 RGB, points (68, 2) 0-based pixels)`` pairs.
+        mirror: add each face mirrored.
+
+    Returns:
+        meshes ``(F, 468, 3)`` and targets ``(F, 68, 2)``, image pixels.
+    """
+    meshes, targets = [], []
+    for image, points in faces:
+        variants = [(image, points)]
+        if mirror:
+            variants.append(mirror_face(image, points))
+        for img, pts in variants:
+            box = model.config.crop(landmark_box(pts)[None])
+            meshes.append(model.predict_mesh([img], box)[1][0])
+            targets.append(np.asarray(pts, np.float64)[:, :2])
+    return np.stack(meshes), np.stack(targets)
+
+
+def _box_normalize(meshes: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centre each face on its target box and divide by ``sqrt(w * h)`` (a similarity)."""
+    low, high = targets.min(1), targets.max(1)
+    centre = (low + high) / 2
+    size = np.sqrt(np.prod(high - low, axis=1))[:, None, None]
+    return (meshes[..., :2] - centre[:, None]) / size, (targets - centre[:, None]) / size
+
+
+def fit_convex_head(
+    meshes: np.ndarray, targets: np.ndarray, neighbours: int = 10, ridge: float = 1e-4
+) -> np.ndarray:
+    """Fit the 68 x 468 convex-combination weights to 2D targets.
+
+    Each row solves ``min ||sum_j w_j v_j - t||^2 + ridge * F * ||w||^2`` over the training
+    faces (box-normalized ``x, y``), subject to ``w >= 0`` and ``sum w = 1`` (non-negative
+    least squares with a heavily weighted sum row, then renormalized). Jaw rows (iBUG 0-16)
+    may use only :data:`FACE_OVAL` vertices; the others their ``neighbours`` nearest vertices.
+
+    Args:
+        meshes: ``(F, 468, 2+)`` meshes, image pixels.
+        targets: ``(F, 68, 2)`` annotated points, image pixels.
+        neighbours: candidate vertices per non-jaw point.
+        ridge: ridge penalty per face.
+
+    Returns:
+        ``(68, 468)`` float64 weights, rows non-negative and summing to 1.
+    """
+    from scipy.optimize import nnls
+
+    mesh_xy, target_xy = _box_normalize(np.asarray(meshes, np.float64), targets)
+    num_faces, num_vertices = mesh_xy.shape[:2]
+    mean_dist = np.linalg.norm(mesh_xy[:, None] - target_xy[:, :, None], axis=-1).mean(0)
+    weight = np.zeros((target_xy.shape[1], num_vertices))
+    sum_row_weight = 100.0  # enforces sum(w) = 1 to ~1e-4 before renormalizing
+    for k in range(target_xy.shape[1]):
+        if k in IBUG_JAW:
+            cand = np.asarray(FACE_OVAL)
+        else:
+            cand = np.sort(np.argsort(mean_dist[k], kind="stable")[:neighbours])
+        a = np.concatenate(
+            [
+                mesh_xy[:, cand, 0],
+                mesh_xy[:, cand, 1],
+                np.sqrt(ridge * num_faces) * np.eye(len(cand)),
+                np.full((1, len(cand)), sum_row_weight),
+            ]
+        )
+        b = np.concatenate(
+            [target_xy[:, k, 0], target_xy[:, k, 1], np.zeros(len(cand)), [sum_row_weight]]
+        )
+        w, _ = nnls(a, b, maxiter=50 * len(cand))
+        weight[k, cand] = w / w.sum()
+    return weight
+
+
+def fit_head(
+    data: str | Path,
+    config: HeadFitConfig = HeadFitConfig(),
+    model: MediaPipe68 | None = None,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """The recipe of the shipped head: fit it on a folder of iBUG ``.pts`` faces (300-W AFW).
+
+    Runs the mesh network with the model's crop policy on every face (ground-truth canonical
+    box; mirrored copies too), then :func:`fit_convex_head`.
+
+    Args:
+        data: folder the ``"pts"`` reader reads (images + ``.pts``).
+        config: fit settings.
+        model: the model whose mesh and crop policy to use (default: a fresh
+            :class:`MediaPipe68`).
+
+    Returns:
+        weights ``(68, 468)`` and a JSON-able config: the settings, crop policy, training-set
+        size, 300-W NME (inter-ocular, percent) on the training faces, and a SHA-256 of the
+        training targets.
+
+    Raises:
+        BadInputError: the folder has no usable faces.
+    """
+    # imported here: mvface.eval imports mvface.models (a cycle at module level)
+    from mvface.data.image import load_image
+    from mvface.data.readers import read_dataset
+    from mvface.eval.protocols import ibug_300w_protocol
+
+    root = Path(data)
+    dataset = read_dataset("pts", root)
+    if not dataset.samples:
+        raise BadInputError(root, "no faces with .pts landmarks to fit the head on")
+    model = model or MediaPipe68(head=MeshTo68Head())
+
+    def faces() -> Iterable[tuple[np.ndarray, np.ndarray]]:
+        for sample in dataset.samples:
+            assert sample.landmarks is not None  # the pts reader always gives them
+            image = sample.image
+            yield (image if isinstance(image, np.ndarray) else load_image(image)), sample.landmarks
+
+    meshes, targets = collect_meshes(model, faces(), config.mirror)
+    weight = fit_convex_head(meshes, targets, config.neighbours, config.ridge)
+    train_nme = ibug_300w_protocol(np.einsum("kj,njd->nkd", weight, meshes), targets).nme_mean
+    info: dict[str, Any] = {
+        "head": "per-point convex combination of mesh vertices (x, y, z share the weights)",
+        "fit": asdict(config),
+        "first_pass_crop": asdict(model.config.crop),
+        "recrop_scale": model.recrop_scale,
+        "passes": model.passes,
+        "train_data": root.name,
+        "train_faces": len(dataset.samples),
+        "train_faces_fitted": len(targets),
+        "train_nme_300w_percent": round(float(train_nme), 4),
+        "train_targets_sha256": hashlib.sha256(
+            np.ascontiguousarray(targets, dtype="<f8").tobytes()
+        ).hexdigest(),
+    }
+    return weight, info
+
+
+def save_head(
+    path: str | Path, weight: np.ndarray, config: dict[str, Any], **metadata: str
+) -> Path:
+    """Save head weights ``(68, 468)`` (float32) with their config and provenance metadata."""
+    tensor = torch.from_numpy(np.asarray(weight, dtype=np.float32))
+    if tuple(tensor.shape) != (68, 468):
+        raise ValueError(f"head weights must be (68, 468), got {tuple(tensor.shape)}")
+    return save_weights(path, {"weight": tensor}, config, **metadata)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: ``python -m mvface.models.mediapipe_68 fit-head --data DIR --out FILE``."""
+    parser = argparse.ArgumentParser(prog="python -m mvface.models.mediapipe_68")
+    sub = parser.add_subparsers(dest="command", required=True)
+    fit = sub.add_parser("fit-head", help="fit the 468 -> 68 head on iBUG .pts faces")
+    fit.add_argument("--data", type=Path, required=True, help="folder of images + .pts (AFW)")
+    fit.add_argument("--out", type=Path, required=True, help="head .safetensors to write")
+    fit.add_argument("--seed", type=int, default=0, help="recorded; the fit is deterministic")
+    fit.add_argument("--neighbours", type=int, default=HeadFitConfig.neighbours)
+    fit.add_argument("--ridge", type=float, default=HeadFitConfig.ridge)
+    fit.add_argument("--no-mirror", action="store_true", help="do not add mirrored faces")
+    fit.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    config = HeadFitConfig(args.neighbours, args.ridge, not args.no_mirror, args.seed)
+    try:
+        weight, info = fit_head(args.data, config)
+    except BadInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    recipe = (
+        f"python -m mvface.models.mediapipe_68 fit-head --data {args.data.name} "
+        f"--out {args.out.name} --seed {args.seed} --neighbours {args.neighbours} "
+        f"--ridge {args.ridge:g}" + (" --no-mirror" if args.no_mirror else "")
+    )
+    data = (
+        f"iBUG 300-W {args.data.name} ({info['train_faces']} faces"
+        + (", plus mirrored copies" if config.mirror else "")
+        + "); annotations research / non-commercial use only"
+    )
+    save_head(args.out, weight, info, licence=LICENCE, recipe=recipe, data=data)
+    print(
+        f"wrote {args.out}: {info['train_faces_fitted']} training faces, "
+        f"300-W NME {info['train_nme_300w_percent']:.2f} % on them"
+    )
+    return 0
+
+
+def mediapipe_68(weights: str | None = None, **cfg: Any) -> MediaPipe68:
+    """MediaPipe face mesh + learned 468 → 68 head (``weights``: a head file, optional).
+
+    Options: ``mesh`` (face mesh weights file), ``recrop_scale``, ``passes``.
+    """
+    model = MediaPipe68(head=weights, **cfg)
+    if not model.head_fitted:
+        raise NotAvailableError(
+            f"{DEFAULT_HEAD_PATH}: head weights not found; fit them with "
+            "`python -m mvface.models.mediapipe_68 fit-head --data <300w/afw> --out <file>`"
+        )
+    return model
+
+
+if __name__ == "__main__":
+    # ``python -m`` runs this file a second time as ``__main__``, after the package import has
+    # registered the model from ``mvface.models.mediapipe_68``: run that module's CLI instead.
+    from mvface.models import mediapipe_68 as _module
+
+    sys.exit(_module.main())
+else:
+    register_model("mediapipe-68")(mediapipe_68)
