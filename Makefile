@@ -18,15 +18,18 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dlib,dev]'
 	touch $@
 
-# The main job. Until `mvface demo` exists (issue #6) this is the most complete real job:
-# evaluate the dlib 68-point peer on the AFLW2000-3D dev half and 300-W HELEN test.
+# The main job. Until `mvface demo` exists (issue #6) this is the most complete real job: the
+# shipped model (mediapipe-68) finds faces and landmarks in the sample photos (overlays in
+# $(OUT)/detect/overlays) and is scored on the AFLW2000-3D dev half and 300-W HELEN test.
 demo: setup
 	@if [ ! -d "$(SHARED)/data" ]; then \
-	  echo "demo: the evaluation data is expected in $(SHARED)/data (see README)"; exit 1; fi
-	$(VENV)/bin/mvface eval --dataset aflw2000-3d --root $(SHARED)/data/aflw2000_3d_dev \
-	  --model dlib --out $(OUT)/eval-dlib-aflw2000
-	$(VENV)/bin/mvface eval --dataset 300w --root $(SHARED)/data/300w/helen_testset \
-	  --model dlib --out $(OUT)/eval-dlib-helen
+	  echo "demo: the sample and evaluation data is expected in $(SHARED)/data (see README)"; exit 1; fi
+	OMP_NUM_THREADS=1 $(VENV)/bin/mvface detect $(SHARED)/data/samples --model mediapipe-68 \
+	  --out $(OUT)/detect --draw
+	OMP_NUM_THREADS=1 $(VENV)/bin/mvface eval --dataset aflw2000-3d \
+	  --root $(SHARED)/data/aflw2000_3d_dev --model mediapipe-68 --out $(OUT)/eval-aflw2000
+	OMP_NUM_THREADS=1 $(VENV)/bin/mvface eval --dataset 300w \
+	  --root $(SHARED)/data/300w/helen_testset --model mediapipe-68 --out $(OUT)/eval-helen
 
 lint:
 	$(VENV)/bin/ruff check src tests benchmarks
