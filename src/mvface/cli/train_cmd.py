@@ -1,0 +1,179 @@
+"""``mvface train`` and ``mvface finetune``: build a config, call :func:`mvface.train.run`.
+
+Both take an optional YAML recipe (``--config``), a few shortcut options, and any number of
+``section.key=value`` overrides (applied last, so they win), e.g.::
+
+    mvface finetune --synthetic synth/ --data ../shared/data/300w/afw --model mvnet \\
+        --weights base.safetensors --out runs/mvnet-plus \\
+        train.val_root=../shared/data/aflw2000_3d_dev
+
+A bad config (unknown key, wrong type) is a usage error (exit 2); bad data or an unsafe
+checkpoint exit 1 with one line.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Literal
+
+import typer
+
+from mvface.cli._common import EXIT_USAGE, fail, handle_errors
+from mvface.train.config import ConfigError, TrainConfig
+
+if TYPE_CHECKING:
+    from mvface.train.trainer import TrainResult
+
+#: The run folder's saved config (as :data:`mvface.train.trainer.CONFIG_FILE`; the trainer,
+#: which imports Lightning, is only imported when a run starts).
+CONFIG_FILE = "config.yaml"
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="YAML recipe (sections model, data, ...).")
+]
+Overrides = Annotated[
+    list[str] | None,
+    typer.Argument(help="Overrides section.key=value, e.g. optim.lr=1e-4 train.steps=2000."),
+]
+DataOpt = Annotated[
+    list[str] | None, typer.Option("--data", help="Real training data folder (repeatable).")
+]
+DataFormatOpt = Annotated[
+    str | None, typer.Option(help="Reader of --data (data.real_format), e.g. pts.")
+]
+ModelOpt = Annotated[str | None, typer.Option(help="Registered trainable model (model.name).")]
+WeightsOpt = Annotated[str | None, typer.Option(help="Weights to start from (model.weights).")]
+OutOpt = Annotated[str | None, typer.Option(help="Run folder (train.out).")]
+StepsOpt = Annotated[int | None, typer.Option(min=1, help="Optimizer steps (train.steps).")]
+SeedOpt = Annotated[int | None, typer.Option(help="Seed of model init and data (train.seed).")]
+ResumeOpt = Annotated[
+    bool, typer.Option("--resume", help="Continue from the last checkpoint of the run folder.")
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+
+
+def build_config(
+    mode: Literal["train", "finetune"],
+    config: Path | None,
+    overrides: list[str],
+    shortcuts: list[str],
+    resume: bool,
+) -> TrainConfig:
+    """The run's config: YAML (or, resuming without one, the run's saved config), shortcut
+    options, then overrides.
+
+    Raises:
+        ConfigError: bad file, key or value.
+    """
+    if config is not None and not config.is_file():
+        raise ConfigError(f"{config}: config file does not exist")
+    base = TrainConfig.load(config) if config else TrainConfig()
+    extra = [f"train.mode={mode}", *shortcuts, *(["train.resume=last"] if resume else [])]
+    cfg = base.with_overrides([*extra, *overrides])
+    saved = Path(cfg.train.out) / CONFIG_FILE
+    if resume and config is None and saved.is_file():
+        cfg = TrainConfig.load(saved).with_overrides([*extra, *overrides])
+    return cfg
+
+
+def _shortcuts(
+    data: list[str] | None,
+    data_format: str | None,
+    model: str | None,
+    weights: str | None,
+    out: str | None,
+    steps: int | None,
+    seed: int | None,
+    quiet: bool,
+) -> list[str]:
+    pairs = {
+        "data.real_roots": json.dumps(list(data)) if data else None,
+        "data.real_format": data_format,
+        "model.name": model,
+        "model.weights": weights,
+        "train.out": out,
+        "train.steps": steps,
+        "train.seed": seed,
+        "train.progress": "false" if quiet else None,
+    }
+    return [f"{k}={v}" for k, v in pairs.items() if v is not None]
+
+
+def _report(result: TrainResult, cfg: TrainConfig) -> None:
+    line = f"{cfg.train.mode}: {result.steps} steps in {result.out}"
+    if result.best_score is not None:
+        line += f"; best {cfg.train.monitor} = {result.best_score:.4f} at step {result.best_step}"
+    if result.stopped_early:
+        line += " (stopped early)"
+    typer.echo(line)
+    if result.weights is not None:
+        typer.echo(f"weights: {result.weights}")
+
+
+def _start(
+    mode: Literal["train", "finetune"],
+    config: Path | None,
+    overrides: list[str] | None,
+    shortcuts: list[str],
+    resume: bool,
+) -> None:
+    try:
+        cfg = build_config(mode, config, overrides or [], shortcuts, resume)
+        cfg.check()
+    except ConfigError as exc:
+        raise fail(str(exc), EXIT_USAGE) from None
+    from mvface.train.trainer import run
+
+    try:
+        result = run(cfg)
+    except ConfigError as exc:
+        raise fail(str(exc), EXIT_USAGE) from None
+    _report(result, cfg)
+
+
+@handle_errors
+def train_command(
+    overrides: Overrides = None,
+    config: ConfigOpt = None,
+    data: DataOpt = None,
+    data_format: DataFormatOpt = None,
+    model: ModelOpt = None,
+    weights: WeightsOpt = None,
+    out: OutOpt = None,
+    steps: StepsOpt = None,
+    seed: SeedOpt = None,
+    resume: ResumeOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train a landmark detector on real data (L1 on the annotated points)."""
+    shortcuts = _shortcuts(data, data_format, model, weights, out, steps, seed, quiet)
+    _start("train", config, overrides, shortcuts, resume)
+
+
+@handle_errors
+def finetune_command(
+    overrides: Overrides = None,
+    synthetic: Annotated[
+        str | None,
+        typer.Option(help="Synthetic multiview set from 'mvface synth' (data.synthetic)."),
+    ] = None,
+    config: ConfigOpt = None,
+    data: DataOpt = None,
+    data_format: DataFormatOpt = None,
+    model: ModelOpt = None,
+    weights: WeightsOpt = None,
+    out: OutOpt = None,
+    steps: StepsOpt = None,
+    seed: SeedOpt = None,
+    resume: ResumeOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Fine-tune a detector with the multiview-consistency plug-in on a synthetic set."""
+    shortcuts = _shortcuts(data, data_format, model, weights, out, steps, seed, quiet)
+    if synthetic is not None:
+        shortcuts.append(f"data.synthetic={synthetic}")
+    _start("finetune", config, overrides, shortcuts, resume)
+
+
+__all__ = ["build_config", "finetune_command", "train_command"]

@@ -1,0 +1,597 @@
+"""Typed training configuration: YAML files, ``section.key=value`` overrides, the saved recipe.
+
+A run is described by one :class:`TrainConfig` with five sections (every field has a default):
+
+* :class:`ModelSection`: which registered model, from which weights, with which options;
+* :class:`DataSection`: the real data, the synthetic multiview set, batch composition and
+  augmentation;
+* :class:`LossSection`: ``w_orig`` and the plug-in's weights (:class:`MultiviewLossConfig`);
+* :class:`OptimSection`: optimizer and learning-rate schedule;
+* :class:`TrainSection`: steps, seed, checkpoints, validation, early stopping, hardware.
+
+Values are coerced to the declared field types (``"0.01"`` → float, ``"true"`` → bool, ``"a,b"``
+→ list), so the same rules apply to YAML files and to command-line overrides; an unknown
+section or key is a :class:`ConfigError` that names the known ones. The resolved config is saved
+as YAML next to the checkpoints and travels (as JSON) in the exported weights' metadata.
+
+Example:
+    >>> cfg = TrainConfig().with_overrides(["optim.lr=0.01", "model.options.input_size=64"])
+    >>> cfg.optim.lr, cfg.model.options
+    (0.01, {'input_size': 64})
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from mvface._io import atomic_write_text
+from mvface.errors import MvfaceError
+from mvface.plugin.loss import MultiviewLossConfig
+
+__all__ = [
+    "ConfigError",
+    "DataSection",
+    "LossSection",
+    "ModelSection",
+    "OptimSection",
+    "TrainConfig",
+    "TrainSection",
+]
+
+#: Metrics a run can monitor (validation logs them under these names).
+MONITORS = ("val/nme_balanced", "val/nme_mean", "val/consistency")
+
+
+class ConfigError(MvfaceError):
+    """A configuration that cannot be used (unknown key, wrong type, contradictory values)."""
+
+
+@dataclass
+class ModelSection:
+    """The detector being trained.
+
+    Attributes:
+        name: registered model name (``mvface.list_models()``); must be a trainable family.
+        weights: weights to start from (``finetune``: the base model's shipped weights);
+            ``None`` = the family's random initialization (seeded by ``train.seed``).
+        options: family options passed to ``create_model`` (e.g. ``{input_size: 128}``).
+    """
+
+    name: str = "mvnet"
+    weights: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DataSection:
+    """What every step draws, and how it is augmented.
+
+    Attributes:
+        real_format: reader of the real data (``mvface.data.readers.list_readers()``).
+        real_roots: folders of real training data (never the validation set).
+        real_limit: use only the first N faces of each root.
+        real_per_step: real faces per step (reference: 3 per identity for DAD-3DNet+,
+            i.e. 12 with 4 identities).
+        synthetic: folder of a synthetic multiview set (``mvface synth``); needed by finetune.
+        synthetic_limit: use only the first N identities.
+        identities_per_step: B, identities per step (reference 4).
+        views_per_identity: V, random views per identity (reference 32 of 512).
+        scale_jitter: real crops: largest relative change of the crop size.
+        shift_jitter: real crops: largest crop-centre shift, fraction of the crop size.
+        rotation_deg: real crops: largest in-plane rotation, degrees.
+        flip: real crops: probability of a horizontal flip (labels permuted).
+        colour_jitter: real crops: largest relative change of brightness, contrast and
+            saturation.
+        synthetic_jitter: synthetic crops: scale and shift jitter of the crop box (the
+            cameras stay exact: predictions are mapped back to each view's pixels).
+        num_workers: ``DataLoader`` worker processes (0: in the training process).
+    """
+
+    real_format: str = "pts"
+    real_roots: list[str] = field(default_factory=list)
+    real_limit: int | None = None
+    real_per_step: int = 12
+    synthetic: str | None = None
+    synthetic_limit: int | None = None
+    identities_per_step: int = 4
+    views_per_identity: int = 32
+    scale_jitter: float = 0.1
+    shift_jitter: float = 0.05
+    rotation_deg: float = 15.0
+    flip: float = 0.5
+    colour_jitter: float = 0.2
+    synthetic_jitter: float = 0.05
+    num_workers: int = 0
+
+
+@dataclass
+class LossSection:
+    """Loss weights: ``total = w_orig · L_orig + plug-in terms`` (finetune), ``L_orig`` (train).
+
+    ``L_orig`` is the L1 distance between predicted and annotated points in crop pixels divided
+    by the input size. The plug-in fields are those of
+    :class:`~mvface.plugin.loss.MultiviewLossConfig` (reference: all 0.1, S = 4).
+
+    Attributes:
+        w_orig: weight of the real-data loss in finetune.
+        real_jaw_weight: weight of points 0–16 relative to the others in ``L_orig``.
+        num_source_views: S, views triangulated by the consistency term.
+        w_consistency: weight of the consistency term.
+        w_anchor: weight of the anchored-consistency term.
+        w_supervision: weight of the pseudo-ground-truth supervision term.
+        jaw_weight: jaw weight of the supervision term.
+        stop_gradient: detach the triangulated points.
+        hidden_weight: weight of landmarks marked hidden in the synthetic visibility.
+    """
+
+    w_orig: float = 1.0
+    real_jaw_weight: float = 1.0
+    num_source_views: int = 4
+    w_consistency: float = 0.1
+    w_anchor: float = 0.1
+    w_supervision: float = 0.1
+    jaw_weight: float = 1.0
+    stop_gradient: bool = False
+    hidden_weight: float = 1.0
+
+    def multiview(self) -> MultiviewLossConfig:
+        """The plug-in's :class:`MultiviewLossConfig` (validates the values)."""
+        return MultiviewLossConfig(
+            num_source_views=self.num_source_views,
+            w_consistency=self.w_consistency,
+            w_anchor=self.w_anchor,
+            w_supervision=self.w_supervision,
+            jaw_weight=self.jaw_weight,
+            stop_gradient=self.stop_gradient,
+            hidden_weight=self.hidden_weight,
+        )
+
+
+@dataclass
+class OptimSection:
+    """Optimizer and learning-rate schedule (stepped every training step).
+
+    Attributes:
+        optimizer: ``"adamw"``, ``"adam"`` or ``"sgd"`` (with Nesterov momentum).
+        lr: peak learning rate.
+        weight_decay: decoupled (AdamW) or L2 (Adam, SGD) weight decay.
+        momentum: SGD momentum.
+        schedule: ``"constant"`` or ``"cosine"`` (from ``lr`` to ``final_lr_fraction · lr``).
+        warmup_steps: linear warm-up from 0 over this many steps.
+        final_lr_fraction: last learning rate of the cosine schedule relative to ``lr``.
+        grad_clip: clip the gradient norm to this value (Lightning's ``gradient_clip_val``;
+            0 = off).
+    """
+
+    optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    schedule: Literal["constant", "cosine"] = "cosine"
+    warmup_steps: int = 0
+    final_lr_fraction: float = 0.01
+    grad_clip: float = 0.0
+
+
+@dataclass
+class TrainSection:
+    """The run: length, seed, checkpoints, validation, early stopping, hardware, output.
+
+    Attributes:
+        mode: ``"train"`` (real-data loss only) or ``"finetune"`` (``w_orig · L_orig`` + the
+            plug-in terms); set by the command.
+        steps: optimizer steps in total (a resumed run continues up to this number).
+        seed: seeds the model's initialization and every step's data (step ``k`` draws the
+            same images, views and augmentations whatever happened before).
+        checkpoint_every: write a checkpoint every N steps (0 = never).
+        keep_last: checkpoints kept (the K most recent; a new one is complete on disk before
+            an old one is deleted).
+        val_every: validate every N steps (0 = never).
+        val_dataset: benchmark of the validation (``mvface.eval.runner.DATASETS``).
+        val_root: its folder (e.g. the AFLW2000-3D dev half); ``None`` = no landmark
+            validation. Never train on it.
+        val_limit: validate on the first N faces (protocol order).
+        val_synthetic: a synthetic set of identities *not* trained on, for ``val/consistency``
+            (multiview consistency error x100).
+        val_synthetic_limit: identities of ``val_synthetic`` used.
+        val_synthetic_views: views per identity (spread evenly over its views).
+        monitor: metric of early stopping and of the best weights: ``val/nme_balanced``,
+            ``val/nme_mean`` or ``val/consistency`` (lower is better).
+        early_stop_patience: validations without improvement before stopping (0 = off).
+        early_stop_min_delta: smallest decrease counted as an improvement.
+        accelerator: Lightning accelerator (``"auto"``, ``"cpu"``, ``"gpu"``, ...).
+        devices: Lightning devices (``"auto"``, a count such as ``"2"``, or ``"0,1"``).
+        num_nodes: machines for multi-node DDP.
+        strategy: Lightning strategy (``"auto"``, ``"ddp"``, ...).
+        precision: Lightning precision (``"32-true"``, ``"16-mixed"``, ``"bf16-mixed"``).
+        deterministic: Lightning's ``deterministic`` (deterministic kernels): needed on GPUs
+            for a bit-identical resume; CPU runs are reproducible without it.
+        out: run folder (``config.yaml``, ``checkpoints/``, ``logs/``, weights).
+        resume: ``""`` (fresh run), ``"last"`` (latest checkpoint in ``out``, fresh if none)
+            or a checkpoint path.
+        log_every: log the training losses every N steps.
+        progress: show the rich progress bar.
+    """
+
+    mode: Literal["train", "finetune"] = "train"
+    steps: int = 1000
+    seed: int = 0
+    checkpoint_every: int = 100
+    keep_last: int = 3
+    val_every: int = 100
+    val_dataset: str = "aflw2000-3d"
+    val_root: str | None = None
+    val_limit: int | None = 200
+    val_synthetic: str | None = None
+    val_synthetic_limit: int | None = 8
+    val_synthetic_views: int = 8
+    monitor: str = "val/nme_balanced"
+    early_stop_patience: int = 0
+    early_stop_min_delta: float = 0.0
+    accelerator: str = "auto"
+    devices: str = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    deterministic: bool = False
+    out: str = "runs/mvface"
+    resume: str = ""
+    log_every: int = 10
+    progress: bool = True
+
+
+#: section name -> dataclass
+SECTIONS: dict[str, type] = {
+    "model": ModelSection,
+    "data": DataSection,
+    "loss": LossSection,
+    "optim": OptimSection,
+    "train": TrainSection,
+}
+
+#: Keys a resumed run may change (they do not change what is computed at each step).
+RESUMABLE_CHANGES = frozenset(
+    {
+        "train.steps",
+        "train.resume",
+        "train.progress",
+        "train.accelerator",
+        "train.devices",
+        "train.num_nodes",
+        "train.strategy",
+        "train.log_every",
+        "train.val_every",
+        "train.val_limit",
+        "train.early_stop_patience",
+        "data.num_workers",
+    }
+)
+
+
+@dataclass
+class TrainConfig:
+    """A complete training or fine-tuning recipe (see the module docstring)."""
+
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    loss: LossSection = field(default_factory=LossSection)
+    optim: OptimSection = field(default_factory=OptimSection)
+    train: TrainSection = field(default_factory=TrainSection)
+
+    # ---------------------------------------------------------------- conversion
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (YAML/JSON-ready)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None, source: str = "config") -> TrainConfig:
+        """Build from a nested dict, coercing values to the field types.
+
+        Raises:
+            ConfigError: unknown sections or keys, or values of the wrong type.
+        """
+        data = {} if data is None else data
+        if not isinstance(data, dict):
+            raise ConfigError(
+                f"{source}: expected a mapping of sections, got {type(data).__name__}"
+            )
+        _check_known(data.keys(), SECTIONS.keys(), source, "section")
+        sections: dict[str, Any] = {}
+        for name, kind in SECTIONS.items():
+            values = data.get(name) or {}
+            if not isinstance(values, dict):
+                raise ConfigError(f"{source}: section {name!r} must be a mapping")
+            hints = typing.get_type_hints(kind)
+            _check_known(values.keys(), hints.keys(), source, f"key of section {name!r}")
+            kwargs = {k: _coerce(v, hints[k], f"{name}.{k}") for k, v in values.items()}
+            sections[name] = kind(**kwargs)
+        return cls(**sections)
+
+    def to_yaml(self) -> str:
+        """YAML text of :meth:`to_dict` (sections in a fixed order)."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=False)
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainConfig:
+        """Read a YAML config file (missing sections and keys take their defaults).
+
+        Raises:
+            ConfigError: unreadable file, invalid YAML, unknown keys or wrong types.
+        """
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            first = str(exc).splitlines()[0] if str(exc) else "invalid YAML"
+            raise ConfigError(f"{path}: not valid YAML ({first})") from None
+        return cls.from_dict(data, source=str(path))
+
+    def save(self, path: str | Path) -> Path:
+        """Write the config as YAML, atomically; returns the path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        header = "# mvface training config (resolved: every value this run used)\n"
+        atomic_write_text(path, header + self.to_yaml())
+        return path
+
+    # ---------------------------------------------------------------- overrides
+
+    def with_overrides(self, overrides: list[str] | tuple[str, ...]) -> TrainConfig:
+        """A copy with ``section.key=value`` overrides applied (``model.options.K=V`` too).
+
+        Raises:
+            ConfigError: malformed override, unknown section or key, or a wrong type.
+        """
+        data = self.to_dict()
+        for item in overrides:
+            key, sep, value = item.partition("=")
+            parts = key.strip().split(".")
+            if not sep or len(parts) < 2 or not all(parts):
+                raise ConfigError(f"override {item!r}: expected section.key=value")
+            section = parts[0]
+            _check_known([section], SECTIONS.keys(), "override", "section")
+            hints = typing.get_type_hints(SECTIONS[section])
+            name = parts[1]
+            _check_known([name], hints.keys(), "override", f"key of section {section!r}")
+            if len(parts) > 2:
+                if _origin(hints[name]) is not dict:
+                    raise ConfigError(f"override {item!r}: {section}.{name} has no sub-keys")
+                target = data[section][name]
+                for sub in parts[2:-1]:
+                    target = target.setdefault(sub, {})
+                    if not isinstance(target, dict):
+                        raise ConfigError(f"override {item!r}: {sub} is not a mapping")
+                target[parts[-1]] = _parse_scalar(value)
+            else:
+                data[section][name] = _coerce(value, hints[name], f"{section}.{name}")
+        return TrainConfig.from_dict(data, source="override")
+
+    # ---------------------------------------------------------------- checks
+
+    def check(self) -> None:
+        """Check the values make a runnable recipe.
+
+        Raises:
+            ConfigError: naming the first bad value.
+        """
+        t, d = self.train, self.data
+        positive: dict[str, float] = {
+            "train.steps": t.steps,
+            "train.keep_last": t.keep_last,
+            "train.log_every": t.log_every,
+            "train.num_nodes": t.num_nodes,
+            "train.val_synthetic_views": t.val_synthetic_views,
+            "data.identities_per_step": d.identities_per_step,
+            "data.views_per_identity": d.views_per_identity,
+        }
+        non_negative: dict[str, float] = {
+            "train.checkpoint_every": t.checkpoint_every,
+            "train.val_every": t.val_every,
+            "train.early_stop_patience": t.early_stop_patience,
+            "data.real_per_step": d.real_per_step,
+            "data.num_workers": d.num_workers,
+            "optim.warmup_steps": self.optim.warmup_steps,
+            "optim.grad_clip": self.optim.grad_clip,
+            "optim.weight_decay": self.optim.weight_decay,
+            "loss.w_orig": self.loss.w_orig,
+            "loss.real_jaw_weight": self.loss.real_jaw_weight,
+            "data.scale_jitter": d.scale_jitter,
+            "data.shift_jitter": d.shift_jitter,
+            "data.rotation_deg": d.rotation_deg,
+            "data.colour_jitter": d.colour_jitter,
+            "data.synthetic_jitter": d.synthetic_jitter,
+        }
+        for key, value in positive.items():
+            if value < 1:
+                raise ConfigError(f"{key} must be at least 1, got {value}")
+        for key, value in non_negative.items():
+            if value < 0:
+                raise ConfigError(f"{key} must not be negative, got {value}")
+        if not self.optim.lr > 0:
+            raise ConfigError(f"optim.lr must be positive, got {self.optim.lr}")
+        if not 0.0 <= d.flip <= 1.0:
+            raise ConfigError(f"data.flip is a probability, got {d.flip}")
+        if d.scale_jitter >= 1 or d.synthetic_jitter >= 1:
+            raise ConfigError("data.scale_jitter and data.synthetic_jitter must be below 1")
+        for key, limit in (
+            ("data.real_limit", d.real_limit),
+            ("data.synthetic_limit", d.synthetic_limit),
+            ("train.val_limit", t.val_limit),
+            ("train.val_synthetic_limit", t.val_synthetic_limit),
+        ):
+            if limit is not None and limit < 1:
+                raise ConfigError(f"{key} must be at least 1 (or null), got {limit}")
+        try:
+            self.loss.multiview()
+        except ValueError as exc:
+            raise ConfigError(f"loss: {exc}") from None
+        if t.mode == "train":
+            if not d.real_roots:
+                raise ConfigError("train needs real data: set data.real_roots")
+            if d.real_per_step < 1:
+                raise ConfigError("train needs data.real_per_step >= 1")
+        else:
+            if not d.synthetic:
+                raise ConfigError("finetune needs a synthetic set: set data.synthetic")
+            if d.views_per_identity < self.loss.num_source_views:
+                raise ConfigError(
+                    f"data.views_per_identity ({d.views_per_identity}) is below "
+                    f"loss.num_source_views ({self.loss.num_source_views})"
+                )
+            if d.real_roots and self.loss.w_orig > 0 and d.real_per_step < 1:
+                raise ConfigError("finetune with real data needs data.real_per_step >= 1")
+        if t.monitor not in MONITORS:
+            raise ConfigError(f"train.monitor must be one of {list(MONITORS)}, got {t.monitor!r}")
+        if t.val_every > 0 and (t.val_root or t.val_synthetic):
+            needs = "train.val_synthetic" if t.monitor == "val/consistency" else "train.val_root"
+            if not (t.val_synthetic if t.monitor == "val/consistency" else t.val_root):
+                raise ConfigError(f"train.monitor {t.monitor} needs {needs}")
+            if t.monitor == "val/nme_balanced" and t.val_dataset != "aflw2000-3d":
+                raise ConfigError(
+                    f"val/nme_balanced needs a benchmark with yaw bins (aflw2000-3d), not "
+                    f"{t.val_dataset}; use train.monitor=val/nme_mean"
+                )
+        if t.early_stop_patience and not (t.val_every and (t.val_root or t.val_synthetic)):
+            raise ConfigError("early stopping needs validation (train.val_every and a val set)")
+        self._check_not_training_on_validation()
+
+    def _check_not_training_on_validation(self) -> None:
+        """Refuse real training roots that are, contain or lie inside a validation root."""
+        vals = [Path(p).resolve() for p in (self.train.val_root, self.train.val_synthetic) if p]
+        trains = [Path(p).resolve() for p in self.data.real_roots]
+        if self.data.synthetic:
+            trains.append(Path(self.data.synthetic).resolve())
+        for tr in trains:
+            for val in vals:
+                if tr == val or val in tr.parents or tr in val.parents:
+                    raise ConfigError(
+                        f"training data {tr} overlaps the validation data {val}: never train on "
+                        f"the validation set"
+                    )
+
+    def changed_keys(self, other: TrainConfig) -> list[str]:
+        """``section.key`` names whose values differ between two configs."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return [
+            f"{s}.{k}"
+            for s in SECTIONS
+            for k in mine[s]
+            if mine[s][k] != theirs[s].get(k, object())
+        ]
+
+
+# -------------------------------------------------------------------- coercion helpers
+
+
+def _check_known(keys: Any, known: Any, source: str, what: str) -> None:
+    known_list = list(known)
+    for key in keys:
+        if key not in known_list:
+            close = difflib.get_close_matches(str(key), known_list, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(
+                f"{source}: unknown {what} {key!r}{hint}; known: {', '.join(known_list)}"
+            )
+
+
+def _origin(tp: Any) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _origin(args[0]) if len(args) == 1 else origin
+    return origin or tp
+
+
+def _parse_scalar(text: str) -> Any:
+    """A command-line value as YAML would read it (``64`` → int, ``1e-3`` → float, ...)."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, str):
+        try:
+            return float(value) if any(c in value for c in ".eE") else value
+        except ValueError:
+            return value
+    return value
+
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """``value`` converted to the annotated type ``tp`` (strings are parsed)."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        is_null = value is None or (
+            isinstance(value, str) and value.strip().lower() in ("null", "none")
+        )
+        if is_null and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], key)
+    if origin is Literal:
+        text = str(value)
+        if text not in args:
+            raise ConfigError(f"{key} must be one of {list(args)}, got {value!r}")
+        return text
+    if tp is Any:
+        return _parse_scalar(value) if isinstance(value, str) else value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE or text in _FALSE:
+            return text in _TRUE
+        raise ConfigError(f"{key} must be true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key} must be an integer, got {value!r}")
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        try:
+            return int(str(value).strip()) if not isinstance(value, int) else value
+        except ValueError:
+            raise ConfigError(f"{key} must be an integer, got {value!r}") from None
+    if tp is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key} must be a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key} must be a number, got {value!r}") from None
+    if tp is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{key} must be a string, got {value!r}")
+    if origin is list:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                value = _parse_scalar(text)
+            else:
+                value = [v.strip() for v in text.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key} must be a list, got {value!r}")
+        return [_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if isinstance(value, str):
+            value = _parse_scalar(value) if value.strip() else {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} must be a mapping, got {value!r}")
+        return {str(k): v for k, v in value.items()}
+    raise ConfigError(f"{key}: unsupported field type {tp!r}")  # pragma: no cover

@@ -1,0 +1,269 @@
+"""The LightningModule: one trainable landmark model, its losses, optimizer and validation.
+
+``train`` mode minimizes ``L_orig``, the L1 distance between predicted and annotated points in
+crop pixels divided by the input size (a point weight ``loss.real_jaw_weight`` on the jaw).
+``finetune`` mode minimizes ``w_orig · L_orig`` plus the plug-in's terms
+(:func:`~mvface.plugin.loss.multiview_losses`) on the synthetic views, whose predictions are
+mapped to view pixels by the :class:`~mvface.plugin.adapter.DetectorAdapter`. Real and synthetic
+crops go through the network in one forward pass.
+
+Validation runs the library's evaluation (:func:`mvface.eval.runner.evaluate`) on the
+validation benchmark (``val/nme_mean`` and, with yaw bins, ``val/nme_balanced``) and, given
+held-out synthetic identities, the multiview consistency error (``val/consistency``, x100).
+
+Everything here is device- and precision-agnostic: Lightning moves the batches and the network
+and wraps the steps in autocast; the multiview loss is computed in float32 outside autocast
+(its 3x3 solves need it).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+
+from mvface import __version__
+from mvface.errors import BadInputError
+from mvface.eval.consistency import multiview_consistency_error
+from mvface.eval.runner import EvalConfig, evaluate
+from mvface.geometry._checks import value_checks_disabled
+from mvface.models.trainable import TorchLandmarkModel
+from mvface.plugin.adapter import DetectorAdapter, crop_to_image
+from mvface.plugin.loss import JAW, multiview_losses
+from mvface.train.config import TrainConfig
+from mvface.train.data import CropSpec, HeldOutViews
+
+__all__ = ["CHECKPOINT_KEY", "LandmarkTrainingModule", "landmark_l1", "step_seed"]
+
+#: Key of mvface's own entry in a Lightning checkpoint (plain types only).
+CHECKPOINT_KEY = "mvface"
+
+
+def step_seed(seed: int, step: int, rank: int = 0) -> int:
+    """Seed of torch's global RNG for one training step (dropout etc. replay on resume)."""
+    return int(np.random.SeedSequence([seed, step, rank, 7]).generate_state(1)[0])
+
+
+def landmark_l1(
+    pred: torch.Tensor, target: torch.Tensor, size: float, jaw_weight: float = 1.0
+) -> torch.Tensor:
+    """Mean L1 point error as a fraction of the crop side.
+
+    Args:
+        pred: ``(N, 68, 2+)`` predicted points, crop pixels (extra coordinates ignored).
+        target: ``(N, 68, 2)`` annotated points, crop pixels.
+        size: crop side ``S`` in pixels.
+        jaw_weight: weight of points 0–16 relative to the others.
+
+    Returns:
+        Scalar: ``Σ_i w_i · mean_xy |pred - target| / Σ_i w_i / S``.
+    """
+    per_point = (pred[..., :2] - target).abs().mean(dim=-1)  # (N, 68)
+    w = torch.ones(per_point.shape[-1], dtype=per_point.dtype, device=per_point.device)
+    w[JAW] = jaw_weight
+    return (per_point * w).sum() / (w.sum() * per_point.shape[0]) / size
+
+
+class LandmarkTrainingModule(pl.LightningModule):
+    """Trains ``model.net`` with the run's losses (see the module docstring).
+
+    Args:
+        model: the trainable landmark model; its ``net`` becomes this module's ``net``
+            (parameters and buffers train in place, so ``model`` is the trained model).
+        config: the run's config.
+
+    Attributes:
+        model: the landmark model (predicts and evaluates with the trained ``net``).
+        adapter: the plug-in's view of ``model``.
+    """
+
+    def __init__(self, model: TorchLandmarkModel, config: TrainConfig) -> None:
+        super().__init__()
+        self.model = model
+        self.net = model.net
+        self.adapter = DetectorAdapter(model)
+        self.config = config
+        self.loss_config = config.loss.multiview()
+        self.spec = CropSpec(model.config.input_size, model.config.crop)
+        self._held_out: HeldOutViews | None = None
+
+    # ------------------------------------------------------------------ training
+
+    def compute_losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """All loss terms of one batch; ``"loss"`` is the one optimized.
+
+        Args:
+            batch: a :class:`~mvface.train.data.StepBatches` batch (on this module's device).
+
+        Returns:
+            ``loss`` and, when present, ``real_l1`` (``L_orig``), ``consistency``, ``anchor``,
+            ``supervision``, ``multiview`` (their weighted sum).
+        """
+        parts = [batch[k] for k in ("real_crops", "syn_crops") if k in batch]
+        if not parts:
+            raise ValueError("batch has neither real nor synthetic crops")
+        points = self.model.forward_points(self.adapter.normalize(torch.cat(parts)))
+        out: dict[str, torch.Tensor] = {}
+        n_real = len(batch["real_crops"]) if "real_crops" in batch else 0
+        total = points.new_zeros(())
+        if n_real:
+            real_l1 = landmark_l1(
+                points[:n_real].float(),
+                batch["real_targets"],
+                float(self.spec.size),
+                self.config.loss.real_jaw_weight,
+            )
+            out["real_l1"] = real_l1
+            w_orig = self.config.loss.w_orig if self.config.train.mode == "finetune" else 1.0
+            total = total + w_orig * real_l1
+        if "syn_crops" in batch:
+            b, v = batch["projections"].shape[:2]
+            # float32 outside autocast (3x3 solves); no value checks: they would synchronize
+            # the device every step, and the data readers already refused non-finite cameras
+            with (
+                torch.autocast(device_type=self.device.type, enabled=False),
+                value_checks_disabled(),
+            ):
+                views = crop_to_image(points[n_real:].float(), batch["syn_to_image"].float())
+                mv = multiview_losses(
+                    views.reshape(b, v, -1, 2),
+                    batch["projections"].float(),
+                    batch["pseudo_gt"].float(),
+                    float(batch["image_size"]),
+                    batch["visibility"],
+                    self.loss_config,
+                )
+            out.update({k: mv[k] for k in ("consistency", "anchor", "supervision")})
+            out["multiview"] = mv["total"]
+            total = total + mv["total"]
+        out["loss"] = total
+        return out
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        """One optimizer step's loss; logs every term under ``train/``."""
+        step = int(batch["step"])
+        if step != self.global_step:  # the data must be the step's, or resume is not exact
+            raise RuntimeError(f"batch of step {step} arrived at step {self.global_step}")
+        torch.manual_seed(step_seed(self.config.train.seed, step, self.global_rank))
+        losses = self.compute_losses(batch)
+        size = sum(len(batch[k]) for k in ("real_crops", "syn_crops") if k in batch)
+        for name, value in losses.items():
+            self.log(
+                f"train/{name}",
+                value.detach(),
+                on_step=True,
+                on_epoch=False,
+                prog_bar=name == "loss",
+                batch_size=size,
+            )
+        return losses["loss"]
+
+    def configure_optimizers(self) -> Any:
+        """The optimizer of ``optim`` and a per-step warm-up + cosine/constant schedule."""
+        o = self.config.optim
+        params = [p for p in self.net.parameters() if p.requires_grad]
+        optimizer: torch.optim.Optimizer
+        if o.optimizer == "adamw":
+            optimizer = torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
+        elif o.optimizer == "adam":
+            optimizer = torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay)
+        else:
+            optimizer = torch.optim.SGD(
+                params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=True
+            )
+        total, warm, final = self.config.train.steps, o.warmup_steps, o.final_lr_fraction
+
+        def factor(step: int) -> float:
+            if warm and step < warm:
+                return (step + 1) / warm
+            if o.schedule == "constant":
+                return 1.0
+            progress = min(1.0, (step - warm) / max(1, total - warm))
+            return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
+
+    # ------------------------------------------------------------------ validation
+
+    def validation_step(
+        self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        """Run one validation task (``batch["task"]``) and log its metrics."""
+        task = batch["task"]
+        if task == "landmarks":
+            for name, value in self.evaluate_landmarks().items():
+                self.log(name, value, batch_size=1, add_dataloader_idx=False)
+        elif task == "consistency":
+            value = self.held_out_consistency()
+            self.log("val/consistency", value, batch_size=1, add_dataloader_idx=False)
+        else:  # pragma: no cover - the data module only makes the two tasks
+            raise ValueError(f"unknown validation task {task!r}")
+
+    def evaluate_landmarks(self) -> dict[str, float]:
+        """NMEs (percent) of the current weights on ``train.val_dataset``.
+
+        Raises:
+            BadInputError: the validation subset leaves a yaw bin empty while
+                ``val/nme_balanced`` is monitored.
+        """
+        t = self.config.train
+        assert t.val_root is not None
+        cfg = EvalConfig(
+            dataset=t.val_dataset,
+            root=Path(t.val_root),
+            model=self.model.config.name,
+            limit=t.val_limit,
+        )
+        result = evaluate(cfg, model=self.model, progress=False).result
+        out = {"val/nme_mean": float(result.nme_mean)}
+        if result.nme_balanced is not None:
+            if not math.isfinite(result.nme_balanced) and t.monitor == "val/nme_balanced":
+                raise BadInputError(
+                    t.val_root,
+                    f"the first {t.val_limit} faces leave a yaw bin empty, so val/nme_balanced is "
+                    f"undefined; raise train.val_limit or monitor val/nme_mean",
+                )
+            out["val/nme_balanced"] = float(result.nme_balanced)
+        return out
+
+    def setup(self, stage: str) -> None:
+        """Prepare the held-out synthetic views once (fails early on a bad folder)."""
+        t = self.config.train
+        if t.val_synthetic and t.val_every > 0 and self._held_out is None:
+            self._held_out = HeldOutViews(
+                t.val_synthetic, t.val_synthetic_limit, t.val_synthetic_views, self.spec
+            )
+
+    @torch.no_grad()
+    def held_out_consistency(self) -> float:
+        """Mean multiview consistency error x100 on the held-out synthetic identities."""
+        if self._held_out is None:
+            self.setup("validate")
+        h = self._held_out
+        assert h is not None
+        preds = []
+        for start in range(0, len(h.crops), 64):
+            crops = h.crops[start : start + 64].to(self.device)
+            points = self.model.forward_points(self.adapter.normalize(crops)).float()
+            preds.append(crop_to_image(points, h.to_image[start : start + 64].to(self.device)))
+        views = torch.cat(preds).double().cpu().numpy().reshape(h.num_identities, h.views, -1, 2)
+        errors = multiview_consistency_error(h.projections, views, h.image_size)
+        return float(100.0 * errors.mean())
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store the recipe in the checkpoint (plain types, loadable with ``weights_only``)."""
+        checkpoint[CHECKPOINT_KEY] = {
+            "config": self.config.to_dict(),
+            "mvface_version": __version__,
+            "model_config": self.model.config.to_dict(),
+        }

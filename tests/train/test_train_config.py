@@ -1,0 +1,105 @@
+from pathlib import Path
+
+import pytest
+
+from mvface.train.config import ConfigError, TrainConfig
+
+
+class TestYaml:
+    def test_round_trip(self, tmp_path: Path) -> None:
+        cfg = TrainConfig().with_overrides(
+            ["model.options.input_size=64", "data.real_roots=a,b", "train.val_root=/x"]
+        )
+        path = cfg.save(tmp_path / "config.yaml")
+        assert TrainConfig.load(path) == cfg
+        assert path.read_text().startswith("# mvface training config")
+
+    def test_missing_keys_take_defaults_and_values_are_coerced(self, tmp_path: Path) -> None:
+        path = tmp_path / "c.yaml"
+        path.write_text("optim:\n  lr: 1e-3\n  grad_clip: 1\ntrain:\n  devices: 2\n")
+        cfg = TrainConfig.load(path)
+        assert cfg.optim.lr == 0.001 and isinstance(cfg.optim.grad_clip, float)
+        assert cfg.train.devices == "2" and cfg.train.steps == TrainConfig().train.steps
+
+    def test_unknown_section_is_named(self, tmp_path: Path) -> None:
+        path = tmp_path / "c.yaml"
+        path.write_text("optimizer:\n  lr: 0.1\n")
+        with pytest.raises(
+            ConfigError, match=r"unknown section 'optimizer' \(did you mean 'optim'"
+        ):
+            TrainConfig.load(path)
+
+    def test_invalid_yaml_is_one_line(self, tmp_path: Path) -> None:
+        path = tmp_path / "c.yaml"
+        path.write_text("optim: [\n")
+        with pytest.raises(ConfigError, match="not valid YAML") as info:
+            TrainConfig.load(path)
+        assert "\n" not in str(info.value)
+
+
+class TestOverrides:
+    def test_types_follow_the_fields(self) -> None:
+        cfg = TrainConfig().with_overrides(
+            [
+                "optim.lr=2e-4",
+                "train.steps=50",
+                "train.progress=false",
+                "train.val_limit=null",
+                "optim.optimizer=sgd",
+                "data.real_roots=[a, b]",
+                "model.options.width=0.5",
+                "model.weights=w.safetensors",
+            ]
+        )
+        assert cfg.optim.lr == 2e-4 and cfg.train.steps == 50 and cfg.train.progress is False
+        assert cfg.train.val_limit is None and cfg.optim.optimizer == "sgd"
+        assert cfg.data.real_roots == ["a", "b"] and cfg.model.options == {"width": 0.5}
+        assert cfg.model.weights == "w.safetensors"
+
+    @pytest.mark.parametrize(
+        ("override", "message"),
+        [
+            ("train.stepz=3", r"unknown key of section 'train' 'stepz' \(did you mean 'steps'"),
+            ("trian.steps=3", "unknown section 'trian'"),
+            ("train.steps=many", "train.steps must be an integer"),
+            ("train.progress=maybe", "must be true or false"),
+            ("optim.optimizer=lion", "must be one of"),
+            ("steps=3", "expected section.key=value"),
+            ("train.steps", "expected section.key=value"),
+            ("train.steps.x=1", "has no sub-keys"),
+        ],
+    )
+    def test_bad_override_is_a_clear_error(self, override: str, message: str) -> None:
+        with pytest.raises(ConfigError, match=message):
+            TrainConfig().with_overrides([override])
+
+
+class TestCheck:
+    def test_train_needs_real_data(self) -> None:
+        with pytest.raises(ConfigError, match=r"data\.real_roots"):
+            TrainConfig().check()
+
+    def test_finetune_needs_a_synthetic_set(self) -> None:
+        cfg = TrainConfig().with_overrides(["train.mode=finetune"])
+        with pytest.raises(ConfigError, match=r"data\.synthetic"):
+            cfg.check()
+
+    def test_refuses_training_on_the_validation_set(self, tmp_path: Path) -> None:
+        val = tmp_path / "aflw2000_3d_dev"
+        cfg = TrainConfig().with_overrides(
+            [f"data.real_roots={val / 'images'}", f"train.val_root={val}"]
+        )
+        with pytest.raises(ConfigError, match="never train on the validation set"):
+            cfg.check()
+
+    def test_balanced_nme_needs_yaw_bins(self) -> None:
+        cfg = TrainConfig().with_overrides(
+            ["data.real_roots=a", "train.val_root=v", "train.val_dataset=300w"]
+        )
+        with pytest.raises(ConfigError, match="val/nme_mean"):
+            cfg.check()
+
+    def test_changed_keys(self) -> None:
+        a = TrainConfig()
+        b = a.with_overrides(["optim.lr=0.5", "train.steps=7"])
+        assert a.changed_keys(b) == ["optim.lr", "train.steps"]
