@@ -41,8 +41,9 @@ class TestDlib68:
         )
         np.testing.assert_array_equal(batch, loop)
 
-    def test_detector_boxes_are_canonical(self) -> None:
-        detector = create_face_detector("dlib-hog")
+    @pytest.mark.parametrize("name", ["dlib-hog", "dlib-cnn"])
+    def test_detector_boxes_are_canonical(self, name: str) -> None:
+        detector = create_face_detector(name)
         img, gt = _faces(1)[0]
         found = detector.detect(img)
         idx = match_detection(found, landmark_box(gt), min_iou=0.5)
