@@ -11,7 +11,15 @@ setup: $(VENV)/.installed
 
 # torch first, pinned to the CPU build that lies on this kind of machine: a plain `torch`
 # requirement would pull a multi-GB CUDA build from the index.
+# Debian packages: EGL + Mesa for headless OpenGL rendering in `mvface synth` (without them the
+# renderer falls back to a slower numpy rasterizer, so a failed install is only a warning).
+DEB_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri
+
 $(VENV)/.installed: pyproject.toml
+	@if ! ldconfig -p | grep -q 'libEGL.so.1'; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $(DEB_PACKAGES) \
+	    || echo "warning: could not install $(DEB_PACKAGES); rendering falls back to numpy"; \
+	  else echo "warning: run 'sudo apt-get install $(DEB_PACKAGES)' for fast rendering"; fi; fi
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0

@@ -1,0 +1,337 @@
+"""Per-view landmarks of a synthetic head: lift to 3D, project into every view, test visibility.
+
+The paper lifts the 68 landmarks of one view with that view's depth and projects the 3D points
+into every camera, with no visibility test. Here the lifted view is the source crop's
+(:attr:`Head.source_camera`), the depth is any backend's rendered depth (so nothing assumes a
+mesh), and every view also gets a per-landmark visibility from a depth test against its own
+rendered depth, plus a flag for views where the face is mostly hidden.
+
+Pixel conventions (see :mod:`mvface.geometry.cameras`): cameras are EG3D labels whose
+projection ``(x/z · f + c) · size`` gives *continuous* pixels (0 at the image's left/top edge,
+pixel ``i`` centred at ``i + 0.5``). Landmarks here — inputs and outputs — are mvface's 0-based
+integer-centred pixels (:class:`mvface.data.FaceSample`), so
+
+* :func:`project_landmarks` returns ``project_points(X, P) − 0.5`` and
+* :func:`lift_landmarks` unprojects at ``landmark + 0.5``;
+
+rendered images (``depth[j, i]``) hold the sample at continuous ``(i + 0.5, j + 0.5)``, i.e. at
+landmark coordinates ``(i, j)``, so depth maps are indexed by landmark coordinates directly.
+The reference data of the paper (``lm2d_68_multiview_2d``) is in the continuous convention:
+add 0.5 to compare.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from mvface.errors import BadInputError
+from mvface.geometry.cameras import eg3d_label_to_camera, projection_matrix
+from mvface.geometry.projection import project_points_with_depth, unproject_points
+
+__all__ = [
+    "DEFAULT_MIN_VISIBLE_FRACTION",
+    "DEFAULT_VISIBILITY_TOLERANCE",
+    "ViewLandmarks",
+    "head_scale",
+    "hidden_views",
+    "landmark_visibility",
+    "lift_landmarks",
+    "project_landmarks",
+    "sample_depth",
+    "transfer_landmarks",
+]
+
+#: Depth-test tolerance in units of :func:`head_scale` (0.15 x ~0.14 ≈ 0.02 world units, about
+#: 8 mm on a real head; occluded landmarks lie several centimetres behind the occluder).
+DEFAULT_VISIBILITY_TOLERANCE = 0.15
+#: A view whose fraction of visible landmarks is below this is flagged as "face mostly hidden".
+DEFAULT_MIN_VISIBLE_FRACTION = 0.5
+
+
+def _as_labels(cameras: torch.Tensor | np.ndarray) -> torch.Tensor:
+    labels = torch.as_tensor(np.asarray(cameras) if isinstance(cameras, np.ndarray) else cameras)
+    labels = labels.to(torch.float64)
+    if labels.ndim == 1:
+        labels = labels[None]
+    if labels.ndim != 2 or labels.shape[1] != 25:
+        raise BadInputError("camera", f"expected (V, 25) EG3D labels, got {tuple(labels.shape)}")
+    return labels
+
+
+def _as_points(points: torch.Tensor | np.ndarray, dims: int, name: str) -> torch.Tensor:
+    out = torch.as_tensor(np.asarray(points, np.float64) if not torch.is_tensor(points) else points)
+    out = out.to(torch.float64)
+    if out.ndim != 2 or out.shape[1] != dims or not bool(torch.isfinite(out).all()):
+        raise BadInputError(name, f"expected finite (N, {dims}), got {tuple(out.shape)}")
+    return out
+
+
+def head_scale(points3d: np.ndarray | torch.Tensor) -> float:
+    """Size of a landmark set: RMS distance of the points from their centroid (world units).
+
+    About 0.14 for EG3D-scale heads (the paper's example: 0.137).
+    """
+    p = np.asarray(points3d, np.float64)
+    return float(np.sqrt(((p - p.mean(0)) ** 2).sum(1).mean()))
+
+
+def sample_depth(
+    depth: np.ndarray,
+    points: np.ndarray,
+    discontinuity: float = 0.05,
+    search_radius: int = 3,
+) -> np.ndarray:
+    """Depth at sub-pixel positions, bilinear but never across an occlusion edge.
+
+    Each point takes the bilinear mix of its 4 neighbouring pixels; neighbours that are empty
+    (``inf``) or lie more than ``discontinuity`` behind the nearest of the four (the other side of
+    an occluding contour) are left out and the weights renormalized, so a point on a silhouette
+    gets the foreground's depth. A point with no finite neighbour takes the nearest finite depth
+    within ``search_radius`` pixels.
+
+    Args:
+        depth: ``(H, W)`` camera-frame depth, ``inf`` where empty; ``depth[j, i]`` is the sample
+            at 0-based integer-centred pixel ``(i, j)``.
+        points: ``(N, 2)`` 0-based integer-centred pixels ``(x, y)``.
+        discontinuity: depth jump (world units) treated as an occlusion edge; well above the
+            change between neighbouring pixels of a steep face surface (0.026 at 128 px for a
+            surface at 80°), below the jump from a nose or jaw to what lies behind it.
+        search_radius: fallback search window half-size in pixels.
+
+    Returns:
+        ``(N,)`` float64 depth; ``nan`` where no finite depth is within reach.
+    """
+    d = np.asarray(depth, np.float64)
+    h, w = d.shape
+    p = np.asarray(points, np.float64)
+    x0 = np.floor(p[:, 0]).astype(int)
+    y0 = np.floor(p[:, 1]).astype(int)
+    fx = p[:, 0] - x0
+    fy = p[:, 1] - y0
+    values = []
+    weights = []
+    corners = (
+        (0, 0, (1 - fx) * (1 - fy)),
+        (0, 1, fx * (1 - fy)),
+        (1, 0, (1 - fx) * fy),
+        (1, 1, fx * fy),
+    )
+    for dy, dx, wgt in corners:
+        xi, yi = x0 + dx, y0 + dy
+        inside = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
+        v = np.full(len(p), np.inf)
+        v[inside] = d[yi[inside], xi[inside]]
+        values.append(v)
+        weights.append(wgt)
+    V = np.stack(values, 1)
+    W = np.stack(weights, 1)
+    nearest = V.min(1)
+    usable = np.isfinite(V) & (nearest[:, None] + discontinuity >= V)
+    W = np.where(usable, W + 1e-12, 0.0)
+    total = W.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = (np.where(usable, V, 0.0) * W).sum(1) / total
+    out[total == 0] = np.nan
+    for i in np.flatnonzero(~np.isfinite(out)):
+        cx, cy = int(np.rint(p[i, 0])), int(np.rint(p[i, 1]))
+        win = d[
+            max(cy - search_radius, 0) : max(cy + search_radius + 1, 0),
+            max(cx - search_radius, 0) : max(cx + search_radius + 1, 0),
+        ]
+        if win.size and np.isfinite(win).any():
+            ys, xs = np.nonzero(np.isfinite(win))
+            oy, ox = max(cy - search_radius, 0), max(cx - search_radius, 0)
+            k = np.argmin((ys + oy - p[i, 1]) ** 2 + (xs + ox - p[i, 0]) ** 2)
+            out[i] = win[ys[k], xs[k]]
+    return out
+
+
+def lift_landmarks(
+    landmarks: np.ndarray | torch.Tensor,
+    depth: np.ndarray,
+    camera: torch.Tensor | np.ndarray,
+    search_fraction: float = 0.03,
+) -> torch.Tensor:
+    """Lift 2-D landmarks of a view to world points with that view's depth map.
+
+    Args:
+        landmarks: ``(N, 2)`` 0-based integer-centred pixels of the view (a ``S`` x ``S``
+            image; ``S`` is the depth map's size).
+        depth: ``(S, S)`` camera-frame depth of the view, ``inf`` where empty (e.g.
+            ``head.render(camera[None], S).depth[0]``).
+        camera: ``(25,)`` EG3D label of the view.
+
+        search_fraction: a landmark just off the head's silhouette (annotated jaw lines often
+            lie a few pixels outside a face model's outline) takes the nearest head depth within
+            this fraction of the image side.
+
+    Returns:
+        ``(N, 3)`` float64 world points.
+
+    Raises:
+        BadInputError: a landmark with no depth nearby (it lies off the head).
+    """
+    points = _as_points(landmarks, 2, "landmarks")
+    d = np.asarray(depth)
+    if d.ndim != 2 or d.shape[0] != d.shape[1]:
+        raise BadInputError("depth", f"expected a square (S, S) depth map, got {d.shape}")
+    radius = max(3, round(search_fraction * d.shape[0]))
+    z = sample_depth(d, points.numpy(), search_radius=radius)
+    if not np.isfinite(z).all():
+        missing = np.flatnonzero(~np.isfinite(z)).tolist()
+        raise BadInputError("landmarks", f"no depth under landmarks {missing} (off the head)")
+    K, R, t = eg3d_label_to_camera(_as_labels(camera)[0], d.shape[1], d.shape[0])
+    return unproject_points(points + 0.5, torch.from_numpy(z), K, R, t)
+
+
+def project_landmarks(
+    points3d: np.ndarray | torch.Tensor, cameras: torch.Tensor | np.ndarray, size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Project world landmarks into views.
+
+    Args:
+        points3d: ``(N, 3)`` world points.
+        cameras: ``(V, 25)`` EG3D labels.
+        size: image side in pixels.
+
+    Returns:
+        ``pixels`` ``(V, N, 2)`` float64, 0-based integer-centred (``project_points − 0.5``),
+        and ``depth`` ``(V, N)`` camera-frame z (world units; ≤ 0 behind the camera).
+    """
+    X = _as_points(points3d, 3, "landmarks3d")
+    K, R, t = eg3d_label_to_camera(_as_labels(cameras), size, size)
+    P = projection_matrix(K, R, t)
+    pixels, depth = project_points_with_depth(X.unsqueeze(0), P)
+    return pixels - 0.5, depth
+
+
+def landmark_visibility(
+    pixels: torch.Tensor | np.ndarray,
+    point_depth: torch.Tensor | np.ndarray,
+    depth_maps: np.ndarray,
+    tolerance: float,
+    window: int = 1,
+) -> np.ndarray:
+    """Depth test of projected landmarks against rendered depth maps.
+
+    A landmark is visible in a view when it projects inside the image, lies in front of the
+    camera, and within ``window`` pixels of its pixel some rendered depth is not nearer than the
+    landmark by more than ``tolerance`` (empty pixels, ``inf``, hide nothing). The window makes
+    landmarks on an occluding contour (jaw line seen from the side) count as visible.
+
+    Args:
+        pixels: ``(V, N, 2)`` 0-based integer-centred pixels.
+        point_depth: ``(V, N)`` camera-frame depth of each landmark (world units).
+        depth_maps: ``(V, S, S)`` rendered depth (``inf`` where empty).
+        tolerance: allowed depth difference (world units).
+        window: half-size of the pixel window searched (1: 3 x 3).
+
+    Returns:
+        ``(V, N)`` bool.
+    """
+    px = np.asarray(pixels, np.float64)
+    z = np.asarray(point_depth, np.float64)
+    maps = np.asarray(depth_maps)
+    V, S = maps.shape[0], maps.shape[1]
+    if px.shape[:1] != (V,) or z.shape != px.shape[:2] or maps.shape[1:] != (S, S):
+        raise BadInputError("visibility", "pixels, depths and depth maps disagree in shape")
+    xi = np.rint(px[..., 0]).astype(int)
+    yi = np.rint(px[..., 1]).astype(int)
+    inside = (px[..., 0] > -0.5) & (px[..., 0] < S - 0.5) & (px[..., 1] > -0.5)
+    inside &= (px[..., 1] < S - 0.5) & (z > 0)
+    views = np.broadcast_to(np.arange(V)[:, None], xi.shape)
+    farthest = np.full(xi.shape, -np.inf)
+    for dy in range(-window, window + 1):
+        for dx in range(-window, window + 1):
+            xs = np.clip(xi + dx, 0, S - 1)
+            ys = np.clip(yi + dy, 0, S - 1)
+            farthest = np.maximum(farthest, maps[views, ys, xs])
+    return inside & (farthest >= z - tolerance)
+
+
+def hidden_views(
+    visibility: np.ndarray, min_visible_fraction: float = DEFAULT_MIN_VISIBLE_FRACTION
+) -> np.ndarray:
+    """Views whose face is mostly hidden: fewer than ``min_visible_fraction`` landmarks visible.
+
+    Args:
+        visibility: ``(V, N)`` bool.
+        min_visible_fraction: threshold on the visible fraction.
+
+    Returns:
+        ``(V,)`` bool, ``True`` for a mostly hidden face.
+    """
+    vis = np.asarray(visibility, bool)
+    return np.asarray(vis.mean(axis=1) < min_visible_fraction)
+
+
+@dataclass(frozen=True)
+class ViewLandmarks:
+    """Landmarks of ``V`` views of one identity.
+
+    Attributes:
+        landmarks3d: ``(N, 3)`` float64 world points (the lifted source landmarks).
+        points: ``(V, N, 2)`` float64 pixels, 0-based integer-centred; exactly
+            ``project_points(landmarks3d, P) − 0.5`` for each view's ``P``.
+        depth: ``(V, N)`` float64 camera-frame depth of each landmark.
+        visible: ``(V, N)`` bool from the depth test (all True when no depth maps were given).
+        hidden: ``(V,)`` bool, the face is mostly hidden in the view.
+    """
+
+    landmarks3d: np.ndarray
+    points: np.ndarray
+    depth: np.ndarray
+    visible: np.ndarray
+    hidden: np.ndarray
+
+
+def transfer_landmarks(
+    landmarks3d: np.ndarray | torch.Tensor,
+    cameras: torch.Tensor | np.ndarray,
+    size: int,
+    depth_maps: np.ndarray | None = None,
+    tolerance: float | None = None,
+    min_visible_fraction: float = DEFAULT_MIN_VISIBLE_FRACTION,
+) -> ViewLandmarks:
+    """Landmarks of every view: projection, visibility, hidden-face flags.
+
+    Args:
+        landmarks3d: ``(N, 3)`` world points (from :func:`lift_landmarks`).
+        cameras: ``(V, 25)`` EG3D labels.
+        size: image side in pixels (of the views and of ``depth_maps``).
+        depth_maps: ``(V, S, S)`` rendered depth of the same views, or ``None`` to skip the
+            depth test (then only "inside the image and in front of the camera" counts).
+        tolerance: depth-test tolerance in world units; default
+            :data:`DEFAULT_VISIBILITY_TOLERANCE` x :func:`head_scale`.
+        min_visible_fraction: see :func:`hidden_views`.
+
+    Returns:
+        The :class:`ViewLandmarks`.
+    """
+    X = _as_points(landmarks3d, 3, "landmarks3d")
+    labels = _as_labels(cameras)
+    pixels, depth = project_landmarks(X, labels, size)
+    px, z = pixels.numpy(), depth.numpy()
+    if depth_maps is None:
+        inside = (px > -0.5).all(-1) & (px < size - 0.5).all(-1) & (z > 0)
+        visible = np.asarray(inside)
+    else:
+        maps = np.asarray(depth_maps)
+        if maps.shape != (len(labels), size, size):
+            raise BadInputError(
+                "depth", f"expected ({len(labels)}, {size}, {size}) depth maps, got {maps.shape}"
+            )
+        tol = tolerance
+        if tol is None:
+            tol = DEFAULT_VISIBILITY_TOLERANCE * head_scale(X.numpy())
+        visible = landmark_visibility(px, z, maps, tol)
+    return ViewLandmarks(
+        landmarks3d=X.numpy(),
+        points=px,
+        depth=z,
+        visible=visible,
+        hidden=hidden_views(visible, min_visible_fraction),
+    )
