@@ -52,7 +52,12 @@ from mvface.models._registry import register_model
 from mvface.models._weights import load_weights, save_weights
 from mvface.models.base import Landmarks, ModelConfig
 from mvface.models.boxes import BoxTransform
-from mvface.models.mediapipe_mesh import FACEMESH_CONFIG, FaceMeshNet, load_facemesh
+from mvface.models.mediapipe_mesh import (
+    FACEMESH_CONFIG,
+    FaceMeshNet,
+    load_facemesh,
+    small_network_inference,
+)
 from mvface.models.trainable import TorchLandmarkModel, apply_affine, invert_affine
 
 #: The fitted head shipped with mvface (see ``docs/models/mediapipe-68.md``).
@@ -297,8 +302,9 @@ class MediaPipe68(TorchLandmarkModel):
         self.net.eval()
         try:
             x, m = self.preprocess(images, crop_boxes, angles)
-            mesh, face_logit = self.net.forward_mesh(x)
-            points = self.net.head(mesh)
+            with torch.no_grad(), small_network_inference():
+                mesh, face_logit = self.net.forward_mesh(x)
+                points = self.net.head(mesh)
         finally:
             self.net.train(was_training)
         inv = invert_affine(m)

@@ -31,8 +31,9 @@ Example:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -66,6 +67,7 @@ __all__ = [
     "find_mediapipe_tflite",
     "load_facemesh",
     "load_facemesh_tflite",
+    "small_network_inference",
     "tf_same_padding",
 ]
 
@@ -84,6 +86,29 @@ LICENSE = "Apache-2.0 (MediaPipe face mesh)"
 # --------------------------------------------------------------------------------------------
 # Data contract
 # --------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def small_network_inference() -> Iterator[None]:
+    """One intra-op thread and denormals flushed to zero inside the block; restored after.
+
+    The face mesh network's convolutions produce denormal intermediates: on x86 CPUs without
+    flush-to-zero it runs ~20x slower (0.9 s instead of 0.04 s per 192 px crop, measured here).
+    ``torch.set_flush_denormal`` only sets the calling thread's flag, so the network runs on that
+    thread alone (it is small: one thread is as fast as two). Whether the process already flushed
+    denormals (some native libraries switch it on when loaded) is probed with a denormal
+    product, and left as it was.
+    """
+    already = float(torch.tensor([1e-39]) * torch.tensor([1.0])) == 0.0
+    threads = torch.get_num_threads()
+    torch.set_flush_denormal(True)
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        if not already:
+            torch.set_flush_denormal(False)
 
 
 @dataclass(frozen=True)
