@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from mvface import __version__
-from mvface.cli import detect_cmd, eval_cmd, export_cmd, train_cmd
+from mvface.cli import detect_cmd, eval_cmd, export_cmd, synth_cmd, train_cmd
 from mvface.cli._common import set_debug
 from mvface.cli.planned import register_planned
 
@@ -40,6 +40,8 @@ app.command(name="detect")(detect_cmd.detect_command)
 app.add_typer(export_cmd.app, name="export")
 app.command(name="train")(train_cmd.train_command)
 app.command(name="finetune")(train_cmd.finetune_command)
+app.command(name="synth")(synth_cmd.synth_command)
+app.command(name="synth-preview")(synth_cmd.synth_preview_command)
 register_planned(app)
 
 if __name__ == "__main__":  # pragma: no cover

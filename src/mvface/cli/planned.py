@@ -10,7 +10,6 @@ from mvface.cli._common import EXIT_NOT_AVAILABLE, fail
 
 #: name -> what the command will do (and the issue that builds it).
 PLANNED = {
-    "synth": "synthesize multiview face data from single images (issue #4)",
     "demo": "run base and '+' models side by side on a folder of images (issue #6)",
     "bench": "run a benchmark against peers (issue #7)",
 }

@@ -1,0 +1,470 @@
+"""The synthetic-data job: select faces, crop them, build heads, render the rig, write identities.
+
+Each step of issue #4 is a function of its own; :func:`run_synth` wires them (``mvface synth``
+only calls it):
+
+1. :func:`select_sources` — the faces of any registered reader (``--format``), with their
+   ground-truth landmarks.
+2. :func:`align_crop` — an FFHQ/EG3D-style aligned square crop from the eyes and mouth, the
+   landmarks moved into it.
+3. :func:`synthesize_identity` — the head built on the crop (its camera estimated by the
+   backend), the rig's views rendered, the landmarks lifted and transferred to every view.
+4. :func:`run_synth` — one job on one output folder: the lock, resuming finished identities,
+   atomic writes, bad sources skipped with a one-line reason, optional worker processes, the
+   manifest rebuilt at the end.
+
+Example:
+    >>> cfg = SynthConfig(source="samples", format="pts", out="out", views=8)  # doctest: +SKIP
+    >>> summary = run_synth(cfg)  # doctest: +SKIP
+    >>> summary.done, summary.skipped, summary.failed  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+import torch
+
+from mvface import __version__
+from mvface.data.image import load_image
+from mvface.data.readers import read_dataset
+from mvface.data.record import FaceSample
+from mvface.errors import BadInputError
+from mvface.synth.backends import HeadBackend, create_backend, iter_renders
+from mvface.synth.landmarks import lift_landmarks, transfer_landmarks
+from mvface.synth.rig import grid_rig, paper_rig, random_rig, rig_labels
+from mvface.synth.writer import IdentityRecord, SyntheticWriter, output_lock, safe_identity_name
+
+RigName = Literal["paper", "grid", "random"]
+RIGS: tuple[str, ...] = ("paper", "grid", "random")
+
+#: Smallest side (in source pixels) of the aligned crop's square; smaller faces are skipped.
+MIN_FACE_SIZE = 48.0
+#: How far (in source pixels) a landmark may lie outside the image before the face is skipped.
+OUTSIDE_TOLERANCE = 2.0
+#: Landmarks up to this fraction of the crop outside it are clipped into it; further: skipped.
+CROP_MARGIN = 0.01
+
+
+@dataclass
+class SynthConfig:
+    """Settings of one synthesis job.
+
+    Attributes:
+        source: dataset root (or file) read by the reader ``format``.
+        out: output dataset folder.
+        format: registered reader name (``pts``, ``300w-lp``, ``aflw2000-3d``, ...).
+        views: views rendered per identity.
+        size: side of the rendered views in pixels.
+        crop_size: side of the aligned source crop the head is built from.
+        rig: ``paper`` (the paper's camera path), ``grid`` (yaw x pitch grid) or ``random``.
+        backend: registered head backend.
+        image_format: ``jpg`` or ``png``.
+        quality: JPEG quality.
+        limit: at most this many source faces (``None``: all).
+        seed: seed of the random rig (and recorded as provenance).
+        workers: worker processes (1: in this process).
+        batch: views rendered per call (bounds memory).
+    """
+
+    source: str | Path
+    out: str | Path
+    format: str = "pts"
+    views: int = 512
+    size: int = 256
+    crop_size: int = 512
+    rig: RigName = "paper"
+    backend: str = "mesh"
+    image_format: str = "jpg"
+    quality: int = 95
+    limit: int | None = None
+    seed: int = 0
+    workers: int = 1
+    batch: int = 64
+
+    def __post_init__(self) -> None:
+        self.source = Path(self.source)
+        self.out = Path(self.out)
+        checks = [
+            (self.views >= 1, f"views must be >= 1, got {self.views}"),
+            (self.size >= 16, f"size must be >= 16, got {self.size}"),
+            (self.crop_size >= 64, f"crop_size must be >= 64, got {self.crop_size}"),
+            (self.rig in RIGS, f"rig must be one of {RIGS}, got {self.rig!r}"),
+            (self.image_format in ("jpg", "png"), "image_format must be jpg or png"),
+            (1 <= self.quality <= 100, f"quality must be in 1..100, got {self.quality}"),
+            (self.limit is None or self.limit >= 1, f"limit must be >= 1, got {self.limit}"),
+            (self.workers >= 1, f"workers must be >= 1, got {self.workers}"),
+            (self.batch >= 1, f"batch must be >= 1, got {self.batch}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+    def provenance(self) -> dict[str, Any]:
+        """The job settings as JSON-able values (for the manifest)."""
+        info = asdict(self)
+        info["source"], info["out"] = str(self.source), str(self.out)
+        return info
+
+
+@dataclass
+class SynthEvent:
+    """What happened to one source face (passed to ``on_identity``)."""
+
+    name: str
+    status: Literal["done", "resumed", "skipped", "failed"]
+    reason: str = ""
+    source: str = ""
+
+
+@dataclass
+class SynthSummary:
+    """The outcome of :func:`run_synth`.
+
+    Attributes:
+        done: identities written by this run.
+        resumed: identities already finished before this run (left as they were).
+        skipped: ``(source, reason)`` of bad sources (unreadable, no face, landmarks outside...).
+        failed: ``(source, reason)`` of unexpected errors.
+        seconds: wall time of the job.
+    """
+
+    done: list[str] = field(default_factory=list)
+    resumed: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+# -- step 1: sources -------------------------------------------------------------------------
+
+
+def select_sources(cfg: SynthConfig) -> tuple[list[FaceSample], list[str]]:
+    """The source faces of ``cfg`` and one-line reasons for the items the reader skipped.
+
+    Samples without 68 landmarks are skipped too (no detector is wired in yet).
+    """
+    dataset = read_dataset(cfg.format, cfg.source, limit=cfg.limit)
+    samples, skipped = [], list(dataset.skipped)
+    for sample in dataset.samples:
+        if sample.landmarks is None or sample.landmarks.shape[0] != 68:
+            skipped.append(f"{_source_name(sample)}: no 68-point landmarks")
+        else:
+            samples.append(sample)
+    return samples, skipped
+
+
+def _source_name(sample: FaceSample) -> str:
+    return str(sample.image) if isinstance(sample.image, Path) else (sample.name or "<array>")
+
+
+def identity_name(sample: FaceSample) -> str:
+    """The identity folder name of a source face."""
+    name = sample.name or (sample.image.stem if isinstance(sample.image, Path) else "")
+    return safe_identity_name(name)
+
+
+# -- step 2: crop ----------------------------------------------------------------------------
+
+
+def align_crop(
+    image: np.ndarray, landmarks: np.ndarray, size: int = 512, source: str = "image"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An FFHQ/EG3D-style aligned square crop of a face from its 68 landmarks.
+
+    As FFHQ's alignment script: the eye-to-eye and eye-to-mouth vectors define an oriented
+    square centred a little below the eyes, ``max(2·|eye-to-eye|, 1.8·|eye-to-mouth|)`` wide
+    and turned so the eyes are level; the image is resampled into it (area-averaged first when
+    shrinking by more than 2x), with reflected borders. Landmarks at most
+    :data:`CROP_MARGIN` x ``size`` outside the crop (jaw lines of turned faces) are clipped
+    into it.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 RGB.
+        landmarks: ``(68, 2+)`` 0-based pixels of ``image``.
+        size: side of the crop in pixels.
+        source: name used in error messages.
+
+    Returns:
+        ``(crop, crop_landmarks, affine)``: the ``(size, size, 3)`` uint8 crop, the ``(68, 2)``
+        landmarks in its 0-based pixels, and the ``(2, 3)`` affine taking 0-based image pixels
+        to 0-based crop pixels.
+
+    Raises:
+        BadInputError: landmarks outside the image, not finite, or a face too small.
+    """
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise BadInputError(source, f"expected an (H, W, 3) uint8 image, got {image.shape}")
+    lm = np.asarray(landmarks, np.float64)
+    if lm.ndim != 2 or lm.shape[0] != 68 or lm.shape[1] < 2:
+        raise BadInputError(source, f"expected (68, 2) landmarks, got {lm.shape}")
+    lm = lm[:, :2]
+    if not np.all(np.isfinite(lm)):
+        raise BadInputError(source, "landmarks contain NaN or infinite values")
+    h, w = image.shape[:2]
+    t = OUTSIDE_TOLERANCE
+    outside = (lm[:, 0] < -0.5 - t) | (lm[:, 0] > w - 0.5 + t)
+    outside |= (lm[:, 1] < -0.5 - t) | (lm[:, 1] > h - 0.5 + t)
+    if outside.any():
+        raise BadInputError(source, f"{int(outside.sum())} landmarks lie outside the {w}x{h} image")
+    p = lm + 0.5  # continuous pixels (0 at the image's edge), as FFHQ's script uses
+    eye_l, eye_r = p[36:42].mean(0), p[42:48].mean(0)
+    eye_avg = (eye_l + eye_r) / 2
+    e2e = eye_r - eye_l
+    e2m = (p[48] + p[54]) / 2 - eye_avg
+    x = e2e - np.flipud(e2m) * [-1.0, 1.0]
+    norm_x = float(np.hypot(*x))
+    half = max(float(np.hypot(*e2e)) * 2.0, float(np.hypot(*e2m)) * 1.8)
+    if norm_x < 1e-6 or 2 * half < MIN_FACE_SIZE:
+        raise BadInputError(
+            source, f"face too small ({2 * half:.0f} px crop, need >= {MIN_FACE_SIZE:.0f})"
+        )
+    x *= half / norm_x
+    y = np.flipud(x) * [-1.0, 1.0]
+    c = eye_avg + e2m * 0.1
+    quad = np.array([c - x - y, c - x + y, c + x + y])
+    dst = np.array([[0.0, 0.0], [0.0, size], [size, size]])
+    A = np.linalg.solve(np.c_[quad, np.ones(3)], dst).T  # continuous -> continuous, (2, 3)
+
+    # shrink first when the crop is much smaller than the face (as FFHQ's script does)
+    shrink = math.floor(2 * half / size * 0.5)
+    src = image
+    S = np.eye(3)
+    if shrink > 1:
+        sw, sh = max(1, round(w / shrink)), max(1, round(h / shrink))
+        src = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)
+        S = np.diag([sw / w, sh / h, 1.0])  # continuous image -> continuous shrunk image
+    A_src = A @ np.linalg.inv(S)[:, :]  # continuous shrunk -> continuous crop, (2, 3)
+    M = A_src.copy()
+    M[:, 2] += A_src[:, :2] @ [0.5, 0.5] - 0.5  # 0-based pixels for OpenCV
+    crop = cv2.warpAffine(
+        src, M, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+    )
+    affine = A.copy()
+    affine[:, 2] += A[:, :2] @ [0.5, 0.5] - 0.5  # 0-based image -> 0-based crop
+    crop_lm = lm @ affine[:, :2].T + affine[:, 2]
+    # annotated jaw lines of turned faces can reach just past the crop: pull those in, skip more
+    margin = CROP_MARGIN * size
+    if ((crop_lm < -0.5 - margin) | (crop_lm > size - 0.5 + margin)).any():
+        raise BadInputError(source, "landmarks fall outside the aligned crop (face cut off)")
+    crop_lm = np.clip(crop_lm, -0.5, size - 0.5)
+    return np.ascontiguousarray(crop), crop_lm, affine
+
+
+# -- step 3: one identity --------------------------------------------------------------------
+
+
+def rig_cameras(cfg: SynthConfig) -> np.ndarray:
+    """``(V, 25)`` float64 EG3D labels of the job's rig."""
+    if cfg.rig == "paper":
+        cam2world = paper_rig(cfg.views)
+    elif cfg.rig == "random":
+        cam2world = random_rig(cfg.views, seed=cfg.seed)
+    else:  # a near-square yaw x pitch grid of exactly `views` cameras is not always possible
+        n_pitch = max(1, round(math.sqrt(cfg.views / 3)))
+        n_yaw = math.ceil(cfg.views / n_pitch)
+        yaws = np.linspace(-math.pi / 4, math.pi / 4, n_yaw)
+        pitches = np.linspace(-math.pi / 9, math.pi / 9, n_pitch) if n_pitch > 1 else [0.0]
+        cam2world = grid_rig(yaws, pitches)[: cfg.views]
+    return rig_labels(cam2world.to(torch.float64)).numpy()
+
+
+def synthesize_identity(
+    sample: FaceSample,
+    cfg: SynthConfig,
+    backend: HeadBackend,
+    cameras: np.ndarray | None = None,
+) -> IdentityRecord:
+    """Crop one source face, build its head, render the rig and transfer its landmarks.
+
+    Args:
+        sample: a source face with ``(68, 2|3)`` landmarks.
+        cfg: the job settings.
+        backend: the head backend.
+        cameras: ``(V, 25)`` labels (default: :func:`rig_cameras` of ``cfg``).
+
+    Returns:
+        The identity, ready for :meth:`SyntheticWriter.write`.
+
+    Raises:
+        BadInputError: an unusable source (unreadable image, landmarks outside, no face).
+    """
+    source = _source_name(sample)
+    if sample.landmarks is None:
+        raise BadInputError(source, "no landmarks")
+    image = sample.image if isinstance(sample.image, np.ndarray) else load_image(sample.image)
+    crop, crop_lm, affine = align_crop(image, sample.landmarks, cfg.crop_size, source)
+    labels = rig_cameras(cfg) if cameras is None else np.asarray(cameras, np.float64)
+    head = backend.build(crop, crop_lm)
+    try:
+        src_cam = head.source_camera.detach().cpu().to(torch.float64)
+        src_view = head.render(src_cam[None], cfg.crop_size)
+        lm3d = lift_landmarks(crop_lm, src_view.depth[0], src_cam)
+        v = len(labels)
+        images = np.empty((v, cfg.size, cfg.size, 3), np.uint8)
+        points = np.empty((v, 68, 2), np.float64)
+        visible = np.empty((v, 68), bool)
+        hidden = np.empty(v, bool)
+        for views, out in iter_renders(head, labels, cfg.size, cfg.batch):
+            marks = transfer_landmarks(lm3d, labels[views], cfg.size, out.depth)
+            images[views] = out.rgb
+            points[views], visible[views], hidden[views] = marks.points, marks.visible, marks.hidden
+        landmarks3d = marks.landmarks3d
+        backend_name = head.backend
+    finally:
+        head.release()
+    provenance = {
+        "source_file": source,
+        "source_name": sample.name,
+        "source_landmarks": np.asarray(sample.landmarks, np.float64)[:, :2].tolist(),
+        "crop_affine": affine.tolist(),
+        "crop_size": cfg.crop_size,
+        "backend": backend_name,
+        "rig": cfg.rig,
+        "seed": cfg.seed,
+        "package_version": __version__,
+        "hidden_views": np.flatnonzero(hidden).tolist(),
+    }
+    return IdentityRecord(
+        name=identity_name(sample),
+        images=images,
+        cameras=labels.astype(np.float32),
+        landmarks=points,
+        landmarks3d=landmarks3d,
+        visibility=visible,
+        source_image=crop,
+        source_camera=src_cam.numpy(),
+        provenance=provenance,
+    )
+
+
+# -- step 4: the job -------------------------------------------------------------------------
+
+_WORKER: dict[str, Any] = {}
+
+
+def _process(
+    sample: FaceSample,
+    cfg: SynthConfig,
+    backend: HeadBackend,
+    cameras: np.ndarray,
+    writer: SyntheticWriter,
+) -> SynthEvent:
+    name, source = identity_name(sample), _source_name(sample)
+    try:
+        writer.write(synthesize_identity(sample, cfg, backend, cameras))
+    except BadInputError as exc:
+        where = "" if exc.source == source else f"{exc.source}: "
+        return SynthEvent(name, "skipped", where + exc.problem, source)
+    except Exception as exc:  # one broken identity must not stop the job
+        return SynthEvent(name, "failed", f"{type(exc).__name__}: {exc}", source)
+    return SynthEvent(name, "done", "", source)
+
+
+def _worker_init(cfg: SynthConfig, cameras: np.ndarray) -> None:
+    os.environ.setdefault("LP_NUM_THREADS", "1")  # Mesa's rasterizer: one thread per worker
+    torch.set_num_threads(1)
+    _WORKER.update(
+        cfg=cfg,
+        cameras=cameras,
+        backend=create_backend(cfg.backend),
+        writer=SyntheticWriter(cfg.out, cfg.image_format, cfg.quality),
+    )
+
+
+def _worker_run(sample: FaceSample) -> SynthEvent:
+    w = _WORKER
+    return _process(sample, w["cfg"], w["backend"], w["cameras"], w["writer"])
+
+
+def _events(
+    pending: list[FaceSample], cfg: SynthConfig, cameras: np.ndarray, writer: SyntheticWriter
+) -> Iterator[SynthEvent]:
+    if not pending:
+        return
+    if cfg.workers == 1 or len(pending) == 1:
+        backend = create_backend(cfg.backend)
+        for sample in pending:
+            yield _process(sample, cfg, backend, cameras, writer)
+        return
+    ctx = multiprocessing.get_context("spawn")
+    n = min(cfg.workers, len(pending))
+    with ctx.Pool(n, initializer=_worker_init, initargs=(cfg, cameras)) as pool:
+        yield from pool.imap_unordered(_worker_run, pending)
+
+
+def run_synth(
+    cfg: SynthConfig, on_identity: Callable[[SynthEvent], None] | None = None
+) -> SynthSummary:
+    """Run one synthesis job (see the module docstring).
+
+    Args:
+        cfg: the job settings.
+        on_identity: called once per source face as it is finished, resumed, skipped or failed.
+
+    Returns:
+        The :class:`SynthSummary`.
+
+    Raises:
+        OutputLockedError: another job is writing into ``cfg.out``.
+        BadInputError: the source cannot be read at all.
+    """
+    start = time.perf_counter()
+    out = Path(cfg.out)
+    summary = SynthSummary()
+    notify = on_identity or (lambda event: None)
+    with output_lock(out):
+        writer = SyntheticWriter(out, cfg.image_format, cfg.quality)
+        writer.remove_stale_temporaries()
+        samples, reader_skipped = select_sources(cfg)
+        for line in reader_skipped:
+            src, reason = _split_reason(line)
+            summary.skipped.append((src, reason))
+            notify(SynthEvent("", "skipped", reason, src))
+        pending, seen = [], set()
+        for sample in samples:
+            name = identity_name(sample)
+            if name in seen:
+                event = SynthEvent(
+                    name, "skipped", f"duplicate identity name {name!r}", _source_name(sample)
+                )
+                summary.skipped.append((event.source, event.reason))
+                notify(event)
+                continue
+            seen.add(name)
+            if writer.is_done(name):
+                summary.resumed.append(name)
+                notify(SynthEvent(name, "resumed"))
+            else:
+                pending.append(sample)
+        cameras = rig_cameras(cfg)
+        for event in _events(pending, cfg, cameras, writer):
+            if event.status == "done":
+                summary.done.append(event.name)
+            elif event.status == "skipped":
+                summary.skipped.append((event.source, event.reason))
+            else:
+                summary.failed.append((event.source, event.reason))
+            notify(event)
+        writer.write_manifest(
+            skipped=[{"source": s, "reason": r} for s, r in summary.skipped],
+            failed=[{"source": s, "reason": r} for s, r in summary.failed],
+            job=cfg.provenance(),
+        )
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _split_reason(line: str) -> tuple[str, str]:
+    """``"path: reason"`` → ``(path, reason)`` (the whole line as reason when no colon)."""
+    source, sep, reason = line.partition(": ")
+    return (source, reason) if sep else ("", line)

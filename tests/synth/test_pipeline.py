@@ -1,0 +1,250 @@
+"""The synthesis job: aligned crops, bad sources, end-to-end writing, resume, lock, preview, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from _shared import SHARED, requires_shared
+from mvface.cli.main import app
+from mvface.data.readers.pts import write_pts
+from mvface.data.readers.synthetic import (
+    MANIFEST_FILE,
+    list_identities,
+    load_identity,
+    projection_matrices,
+)
+from mvface.errors import BadInputError
+from mvface.synth.pipeline import SynthConfig, align_crop, rig_cameras, run_synth
+from mvface.synth.preview import write_preview
+from mvface.synth.writer import LOCK_FILE, OutputLockedError
+
+SAMPLES = SHARED / "data" / "samples"
+
+
+def toy_landmarks(cx: float = 100.0, cy: float = 100.0, scale: float = 1.0) -> np.ndarray:
+    """A crude frontal 68-point layout (eyes level, mouth below) around ``(cx, cy)``."""
+    pts = np.zeros((68, 2))
+    t = np.linspace(np.pi, 0, 17)
+    pts[0:17] = np.c_[60 * np.cos(t), 10 + 60 * np.sin(t)]  # jaw, below the eyes
+    pts[17:27] = np.c_[np.linspace(-45, 45, 10), np.full(10, -35)]  # brows
+    nose_x = np.r_[np.zeros(4), np.linspace(-12, 12, 5)]
+    pts[27:36] = np.c_[nose_x, np.r_[-20, -10, 0, 10, 15 * np.ones(5)]]  # nose
+    for i, ex in ((36, -25), (42, 25)):  # eyes
+        a = np.linspace(0, 2 * np.pi, 6, endpoint=False)
+        pts[i : i + 6] = np.c_[ex + 9 * np.cos(a), -20 + 4 * np.sin(a)]
+    a = np.linspace(np.pi, -np.pi, 20, endpoint=False)
+    pts[48:68] = np.c_[22 * np.cos(a), 35 + 8 * np.sin(a)]  # mouth: 48 and 54 at the corners
+    pts[54] = [22, 35]
+    return pts * scale + [cx, cy]
+
+
+# -- align_crop ------------------------------------------------------------------------------
+
+
+def test_align_crop_levels_the_eyes_and_moves_landmarks_with_the_image() -> None:
+    lm = toy_landmarks()
+    image = np.zeros((200, 200, 3), np.uint8)
+    angle = np.radians(20)  # turn the face in the image; the crop must level it again
+    R = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    turned = (lm - 100) @ R.T + 100
+    for x, y in np.round(turned).astype(int):
+        image[y, x] = 255
+    crop, crop_lm, affine = align_crop(image, turned, size=128)
+    assert crop.shape == (128, 128, 3) and crop.dtype == np.uint8
+    np.testing.assert_allclose(crop_lm, turned @ affine[:, :2].T + affine[:, 2], atol=1e-9)
+    eye_l, eye_r = crop_lm[36:42].mean(0), crop_lm[42:48].mean(0)
+    assert abs(eye_l[1] - eye_r[1]) < 1e-6 and eye_r[0] > eye_l[0]
+    # the marked pixels land where the affine sends them (nearest-pixel accuracy)
+    ys, xs = np.nonzero(crop[..., 0] > 60)
+    mapped = np.c_[xs, ys]
+    d = np.linalg.norm(crop_lm[:, None] - mapped[None], axis=-1).min(1)
+    assert np.median(d) < 1.0
+
+
+def test_align_crop_rejects_outside_and_tiny_faces() -> None:
+    image = np.zeros((200, 200, 3), np.uint8)
+    with pytest.raises(BadInputError, match="outside"):
+        align_crop(image, toy_landmarks(cx=180), size=64)
+    with pytest.raises(BadInputError, match="too small"):
+        align_crop(image, toy_landmarks(scale=0.2), size=64)
+    bad = toy_landmarks()
+    bad[3] = np.nan
+    with pytest.raises(BadInputError, match="NaN"):
+        align_crop(image, bad, size=64)
+
+
+# -- bad sources (no shared data needed) -----------------------------------------------------
+
+
+def _bad_sources(root: Path) -> None:
+    root.mkdir(parents=True)
+    (root / "corrupt.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    write_pts(root / "corrupt.pts", toy_landmarks())
+    cv2.imwrite(str(root / "outside.png"), np.full((200, 200, 3), 128, np.uint8))
+    write_pts(root / "outside.pts", toy_landmarks(cx=190))
+    cv2.imwrite(str(root / "tiny.png"), np.full((200, 200, 3), 128, np.uint8))
+    write_pts(root / "tiny.pts", toy_landmarks(scale=0.2))
+
+
+def test_bad_sources_are_skipped_with_a_reason(tmp_path: Path) -> None:
+    _bad_sources(tmp_path / "src")
+    cfg = SynthConfig(source=tmp_path / "src", out=tmp_path / "out", views=4, size=32)
+    summary = run_synth(cfg)
+    assert summary.done == [] and summary.failed == []
+    reasons = {Path(src).stem: reason for src, reason in summary.skipped}
+    assert set(reasons) == {"corrupt", "outside", "tiny"}
+    assert "outside" in reasons["outside"] and "too small" in reasons["tiny"]
+    assert all("\n" not in r for r in reasons.values())
+    manifest = json.loads((tmp_path / "out" / MANIFEST_FILE).read_text())
+    assert len(manifest["skipped"]) == 3 and manifest["identities"] == []
+    assert not (tmp_path / "out" / LOCK_FILE).exists()
+
+
+def test_cli_reports_skips_and_exits_1(tmp_path: Path) -> None:
+    _bad_sources(tmp_path / "src")
+    args = ["synth", "--source", str(tmp_path / "src"), "--format", "pts"]
+    args += ["--out", str(tmp_path / "out"), "--views", "4", "--size", "32", "--quiet"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1, result.output
+    assert "3 skipped" in result.output and "too small" in result.output
+    result = CliRunner().invoke(app, ["synth-preview", str(tmp_path / "out")])
+    assert result.exit_code == 1 and "no finished identities" in result.output
+
+
+def test_config_checks_values(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="rig"):
+        SynthConfig(source=tmp_path, out=tmp_path, rig="circle")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="views"):
+        SynthConfig(source=tmp_path, out=tmp_path, views=0)
+    for rig in ("paper", "grid", "random"):
+        cfg = SynthConfig(source=tmp_path, out=tmp_path, views=10, rig=rig)
+        assert rig_cameras(cfg).shape == (10, 25)
+
+
+# -- end to end on real faces ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SynthConfig]:
+    """einstein + takeo (shared samples), 8 views at 64 px, written once for the module."""
+    if not (SAMPLES / "einstein.jpg").exists():
+        pytest.skip(f"shared data not found: {SAMPLES}")
+    tmp = tmp_path_factory.mktemp("synth")
+    src = tmp / "src"
+    src.mkdir()
+    for name in ("einstein.jpg", "einstein.pts", "takeo.ppm", "takeo.pts"):
+        shutil.copy(SAMPLES / name, src / name)
+    cfg = SynthConfig(source=src, out=tmp / "out", views=8, size=64, crop_size=256)
+    summary = run_synth(cfg)
+    assert sorted(summary.done) == ["einstein", "takeo"], summary
+    assert summary.skipped == [] and summary.failed == []
+    return tmp / "out", cfg
+
+
+@requires_shared("data/samples/einstein.jpg")
+def test_identities_are_readable_and_geometrically_exact(
+    dataset: tuple[Path, SynthConfig],
+) -> None:
+    out, _ = dataset
+    folders = list_identities(out)
+    assert [f.name for f in folders] == ["einstein", "takeo"]
+    for folder in folders:
+        ident = load_identity(folder)
+        assert ident.num_views == 8 and all(p.is_file() for p in ident.image_files)
+        first = cv2.imread(str(ident.image_files[0]))
+        assert first is not None and first.shape == (64, 64, 3)
+        P = projection_matrices(ident.cameras, 64)
+        X = np.c_[ident.landmarks3d, np.ones(68)]
+        proj = np.einsum("vij,nj->vni", P, X)
+        err = np.abs(proj[..., :2] / proj[..., 2:] - ident.landmarks).max()
+        assert err < 0.01
+        assert ident.visibility[:, 30].mean() > 0.5  # the nose tip is seen from most views
+        meta = ident.meta
+        for key in ("source_file", "source_landmarks", "backend", "rig", "seed", "package_version"):
+            assert key in meta
+        assert meta["backend"] == "mesh" and np.asarray(meta["source_landmarks"]).shape == (68, 2)
+        assert (folder / "source.jpg").is_file() and (folder / "source_camera.npy").is_file()
+    manifest = json.loads((out / MANIFEST_FILE).read_text())
+    assert [m["identity"] for m in manifest["identities"]] == ["einstein", "takeo"]
+    assert manifest["job"]["views"] == 8
+
+
+@requires_shared("data/samples/einstein.jpg")
+def test_resume_does_nothing_new_and_a_held_lock_refuses(
+    dataset: tuple[Path, SynthConfig],
+) -> None:
+    out, cfg = dataset
+    before = (out / "einstein" / "meta.json").stat().st_mtime_ns
+    (out / ".tmp-einstein-stale").mkdir()  # what a killed job leaves
+    summary = run_synth(cfg)
+    assert summary.done == [] and sorted(summary.resumed) == ["einstein", "takeo"]
+    assert (out / "einstein" / "meta.json").stat().st_mtime_ns == before
+    assert not (out / ".tmp-einstein-stale").exists()
+    (out / LOCK_FILE).write_text(str(os.getppid()))  # a live process holds the folder
+    try:
+        with pytest.raises(OutputLockedError):
+            run_synth(cfg)
+    finally:
+        (out / LOCK_FILE).unlink()
+
+
+@requires_shared("data/samples/einstein.jpg")
+def test_preview_sheet(dataset: tuple[Path, SynthConfig], tmp_path: Path) -> None:
+    out, _ = dataset
+    png = write_preview(out, tmp_path / "sheet.png", identities=4, views=3)
+    sheet = cv2.imread(str(png))
+    assert sheet is not None
+    assert sheet.shape == (2 * 64, 3 * 64, 3)  # two identities, three views each
+    result = CliRunner().invoke(app, ["synth-preview", str(out), "--out", str(tmp_path / "b.png")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "b.png").is_file()
+
+
+@requires_shared("data/samples/einstein.jpg")
+def test_two_workers_write_the_same_data(dataset: tuple[Path, SynthConfig], tmp_path: Path) -> None:
+    out, cfg = dataset
+    cfg2 = SynthConfig(
+        source=cfg.source, out=tmp_path / "w2", views=8, size=64, crop_size=256, workers=2
+    )
+    summary = run_synth(cfg2)
+    assert sorted(summary.done) == ["einstein", "takeo"]
+    for name in summary.done:
+        a, b = load_identity(out / name), load_identity(tmp_path / "w2" / name)
+        np.testing.assert_allclose(a.landmarks, b.landmarks, atol=1e-4)
+        np.testing.assert_array_equal(a.visibility, b.visibility)
+
+
+@requires_shared("data/samples/einstein.jpg")
+def test_killed_job_resumes(dataset: tuple[Path, SynthConfig], tmp_path: Path) -> None:
+    """``kill -9`` right after the first identity: the rerun takes the stale lock and finishes."""
+    _, cfg = dataset
+    out = tmp_path / "killed"
+    script = (
+        "import os, signal\n"
+        "from mvface.synth.pipeline import SynthConfig, run_synth\n"
+        f"cfg = SynthConfig(source={str(cfg.source)!r}, out={str(out)!r}, views=8, size=64,"
+        " crop_size=256)\n"
+        "def on(event):\n"
+        "    if event.status == 'done':\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "run_synth(cfg, on_identity=on)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
+    assert (out / LOCK_FILE).exists()  # the killed job's lock is left behind
+    finished = [f.name for f in list_identities(out)]
+    assert len(finished) == 1 and not list(out.glob(".tmp-*"))
+    summary = run_synth(SynthConfig(source=cfg.source, out=out, views=8, size=64, crop_size=256))
+    assert summary.resumed == finished and len(summary.done) == 1
+    assert len(list_identities(out)) == 2 and not (out / LOCK_FILE).exists()
