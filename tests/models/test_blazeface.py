@@ -19,11 +19,6 @@ Regenerate the fixture (numpy + ai-edge-litert in the interpreter's Python)::
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import os
-import subprocess
-import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,6 +26,7 @@ import numpy as np
 import pytest
 import torch
 
+from _litert import LITERT_PYTHON_ENV, litert_python, run_litert_script
 from mvface.models.blazeface import (
     BLAZEFACE_CONFIGS,
     CANONICAL_TRANSFORMS,
@@ -56,7 +52,6 @@ from mvface.models.face_detectors import create_face_detector, list_face_detecto
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "blazeface_parity.npz"
 SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "samples"
-LITERT_PYTHON_ENV = "MVFACE_LITERT_PYTHON"
 PARITY_TOL = 1e-3  # max abs difference on raw regressors (input pixels) and logits
 VARIANTS = ("short", "full")
 
@@ -122,13 +117,6 @@ np.savez(out_path, regressors=np.stack(regressors), logits=np.stack(logits))
 """
 
 
-def litert_python() -> str | None:
-    """A Python that can run the TFLite interpreter, or ``None``."""
-    if importlib.util.find_spec("ai_edge_litert") is not None:
-        return sys.executable
-    return os.environ.get(LITERT_PYTHON_ENV) or None
-
-
 def run_tflite_reference(
     tflite_path: Path, inputs: np.ndarray, python: str
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -142,18 +130,8 @@ def run_tflite_reference(
     Returns:
         regressors (N, A, 16) and logits (N, A), float32.
     """
-    with tempfile.TemporaryDirectory() as tmp:
-        in_path, out_path = Path(tmp) / "inputs.npy", Path(tmp) / "outputs.npz"
-        np.save(in_path, np.asarray(inputs, dtype=np.float32))
-        done = subprocess.run(
-            [python, "-c", _LITERT_SCRIPT, str(tflite_path), str(in_path), str(out_path)],
-            capture_output=True,
-            text=True,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"TFLite interpreter failed in {python}:\n{done.stderr}")
-        with np.load(out_path) as out:
-            return out["regressors"], out["logits"]
+    out = run_litert_script(_LITERT_SCRIPT, tflite_path, inputs, python)
+    return out["regressors"], out["logits"]
 
 
 def regenerate_parity_fixture(python: str, out_path: Path = FIXTURE) -> None:

@@ -20,11 +20,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import importlib.util
-import os
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 import cv2
@@ -32,6 +27,7 @@ import numpy as np
 import pytest
 import torch
 
+from _litert import LITERT_PYTHON_ENV, litert_python, run_litert_script
 from mvface.errors import BadInputError
 from mvface.models.mediapipe_mesh import (
     DEFAULT_WEIGHTS_PATH,
@@ -48,7 +44,6 @@ from mvface.models.mediapipe_mesh import (
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "facemesh_parity.npz"
 SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "samples"
-LITERT_PYTHON_ENV = "MVFACE_LITERT_PYTHON"
 PARITY_TOL_PX = 1e-3  # max abs difference allowed on mesh values (pixels) and on the logit
 
 # MediaPipe mesh vertices of the outer eye corners (subject's right, subject's left) and the
@@ -110,13 +105,6 @@ np.savez(out_path, mesh=np.stack(mesh), logit=np.stack(logit))
 """
 
 
-def litert_python() -> str | None:
-    """A Python that can run the TFLite interpreter, or ``None``."""
-    if importlib.util.find_spec("ai_edge_litert") is not None:
-        return sys.executable
-    return os.environ.get(LITERT_PYTHON_ENV) or None
-
-
 def run_tflite_reference(
     tflite_path: Path, inputs: np.ndarray, python: str
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -130,18 +118,8 @@ def run_tflite_reference(
     Returns:
         mesh (N, 468, 3) float32 pixels of the crop, logit (N,) float32.
     """
-    with tempfile.TemporaryDirectory() as tmp:
-        in_path, out_path = Path(tmp) / "inputs.npy", Path(tmp) / "outputs.npz"
-        np.save(in_path, np.asarray(inputs, dtype=np.float32))
-        done = subprocess.run(
-            [python, "-c", _LITERT_SCRIPT, str(tflite_path), str(in_path), str(out_path)],
-            capture_output=True,
-            text=True,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"TFLite interpreter failed in {python}:\n{done.stderr}")
-        with np.load(out_path) as out:
-            return out["mesh"], out["logit"]
+    out = run_litert_script(_LITERT_SCRIPT, tflite_path, inputs, python)
+    return out["mesh"], out["logit"]
 
 
 def regenerate_parity_fixture(tflite_path: Path, python: str, out_path: Path = FIXTURE) -> None:
