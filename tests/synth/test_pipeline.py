@@ -226,6 +226,30 @@ def test_two_workers_write_the_same_data(dataset: tuple[Path, SynthConfig], tmp_
 
 
 @requires_shared("data/samples/einstein.jpg")
+def test_ray_executor_writes_the_same_data(
+    dataset: tuple[Path, SynthConfig], tmp_path: Path
+) -> None:
+    """A local Ray with 2 actors gives the same identities as the local executor."""
+    pytest.importorskip("ray")
+    out, cfg = dataset
+    cfg_ray = SynthConfig(
+        source=cfg.source,
+        out=tmp_path / "ray",
+        views=8,
+        size=64,
+        crop_size=256,
+        workers=2,
+        executor="ray",
+    )
+    summary = run_synth(cfg_ray)
+    assert sorted(summary.done) == ["einstein", "takeo"]
+    for name in summary.done:
+        a, b = load_identity(out / name), load_identity(tmp_path / "ray" / name)
+        np.testing.assert_allclose(a.landmarks, b.landmarks, atol=1e-4)
+        np.testing.assert_array_equal(a.visibility, b.visibility)
+
+
+@requires_shared("data/samples/einstein.jpg")
 def test_killed_job_resumes(dataset: tuple[Path, SynthConfig], tmp_path: Path) -> None:
     """``kill -9`` right after the first identity: the rerun takes the stale lock and finishes."""
     _, cfg = dataset

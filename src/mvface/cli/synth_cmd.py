@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, cast
+from typing import Annotated, Literal, cast
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -22,7 +22,11 @@ def synth_command(
     crop_size: Annotated[int, typer.Option(min=64, help="Side of the aligned crop (px).")] = 512,
     rig: Annotated[str, typer.Option(help="Camera rig: paper, grid or random.")] = "paper",
     backend: Annotated[str, typer.Option(help="Registered head backend.")] = "mesh",
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes (or Ray actors).")] = 1,
+    executor: Annotated[str, typer.Option(help="local (processes) or ray (Ray actors).")] = "local",
+    ray_address: Annotated[
+        str | None, typer.Option(help="Ray cluster address ('auto' joins a running one).")
+    ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="At most K source faces.")] = None,
     seed: Annotated[int, typer.Option(help="Seed (random rig; recorded).")] = 0,
     image_format: Annotated[str, typer.Option(help="jpg or png.")] = "jpg",
@@ -44,6 +48,8 @@ def synth_command(
         limit=limit,
         seed=seed,
         workers=workers,
+        executor=cast(Literal["local", "ray"], executor),  # checked by SynthConfig
+        ray_address=ray_address,
     )
     samples, _ = select_sources(cfg)  # the reader is fast; this gives the bar's total
     columns = (TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())

@@ -72,8 +72,12 @@ class SynthConfig:
         quality: JPEG quality.
         limit: at most this many source faces (``None``: all).
         seed: seed of the random rig (and recorded as provenance).
-        workers: worker processes (1: in this process).
+        workers: worker processes (1: in this process), or Ray actors.
         batch: views rendered per call (bounds memory).
+        executor: ``local`` (this process or a process pool) or ``ray`` (Ray actors, see
+            :mod:`mvface.synth.ray_executor`).
+        ray_address: address of a running Ray cluster (``"auto"`` joins it); ``None`` with the
+            ``ray`` executor starts a local Ray for the job.
     """
 
     source: str | Path
@@ -90,6 +94,8 @@ class SynthConfig:
     seed: int = 0
     workers: int = 1
     batch: int = 64
+    executor: Literal["local", "ray"] = "local"
+    ray_address: str | None = None
 
     def __post_init__(self) -> None:
         self.source = Path(self.source)
@@ -104,6 +110,10 @@ class SynthConfig:
             (self.limit is None or self.limit >= 1, f"limit must be >= 1, got {self.limit}"),
             (self.workers >= 1, f"workers must be >= 1, got {self.workers}"),
             (self.batch >= 1, f"batch must be >= 1, got {self.batch}"),
+            (
+                self.executor in ("local", "ray"),
+                f"executor must be local or ray, not {self.executor!r}",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -390,6 +400,11 @@ def _events(
     pending: list[FaceSample], cfg: SynthConfig, cameras: np.ndarray, writer: SyntheticWriter
 ) -> Iterator[SynthEvent]:
     if not pending:
+        return
+    if cfg.executor == "ray":
+        from mvface.synth.ray_executor import ray_events
+
+        yield from ray_events(pending, cfg, cameras, cfg.ray_address)
         return
     if cfg.workers == 1 or len(pending) == 1:
         backend = create_backend(cfg.backend)

@@ -1,0 +1,68 @@
+"""Fan identities out over a Ray cluster (``mvface synth --executor ray``).
+
+Each Ray actor owns one head backend (its own OpenGL context) and one writer, like a local worker
+process; identities are dispatched to whichever actor is free. The output folder must be on
+storage every node sees (a shared file system): actors write their identities there directly,
+atomically, so the job's guarantees (resume, no half-written identity) hold on a cluster too.
+The driver holds the output lock and rebuilds the manifest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from mvface.data.record import FaceSample
+from mvface.errors import NotAvailableError
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise NotAvailableError("Ray is not installed: pip install 'mvface[ray]'") from None
+    return ray
+
+
+def ray_events(
+    pending: list[FaceSample], cfg: Any, cameras: np.ndarray, address: str | None = None
+) -> Iterator[Any]:
+    """Synthesize ``pending`` on Ray actors; yields one ``SynthEvent`` per identity.
+
+    Args:
+        pending: source faces still to do.
+        cfg: the job's :class:`~mvface.synth.pipeline.SynthConfig` (``workers`` = actors).
+        cameras: ``(V, 25)`` rig labels shared by every identity.
+        address: a running cluster's address (``"auto"`` to join it); ``None`` starts a local
+            Ray with ``cfg.workers`` CPUs for this job and shuts it down afterwards.
+    """
+    ray = _import_ray()
+    from ray.util import ActorPool
+
+    from mvface.synth import pipeline
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        if address is None:
+            ray.init(num_cpus=cfg.workers, include_dashboard=False, log_to_driver=False)
+        else:
+            ray.init(address=address, log_to_driver=False)
+    try:
+
+        @ray.remote(num_cpus=1)
+        class Worker:
+            def __init__(self) -> None:
+                pipeline._worker_init(cfg, cameras)
+
+            def run(self, sample: FaceSample) -> Any:
+                return pipeline._worker_run(sample)
+
+        n = min(cfg.workers, len(pending))
+        actors = [Worker.remote() for _ in range(n)]  # type: ignore[attr-defined]
+        pool = ActorPool(actors)
+        yield from pool.map_unordered(lambda actor, sample: actor.run.remote(sample), pending)
+    finally:
+        if started_here:
+            ray.shutdown()
