@@ -25,7 +25,13 @@ from mvface.data.readers.synthetic import (
     projection_matrices,
 )
 from mvface.errors import BadInputError
-from mvface.synth.pipeline import SynthConfig, align_crop, rig_cameras, run_synth
+from mvface.synth.pipeline import (
+    SynthConfig,
+    align_crop,
+    rig_cameras,
+    run_synth,
+    select_sources,
+)
 from mvface.synth.preview import write_preview
 from mvface.synth.writer import LOCK_FILE, OutputLockedError
 
@@ -223,6 +229,27 @@ def test_two_workers_write_the_same_data(dataset: tuple[Path, SynthConfig], tmp_
         a, b = load_identity(out / name), load_identity(tmp_path / "w2" / name)
         np.testing.assert_allclose(a.landmarks, b.landmarks, atol=1e-4)
         np.testing.assert_array_equal(a.visibility, b.visibility)
+
+
+@requires_shared("data/samples/einstein.jpg")
+def test_unannotated_sources_are_marked_by_a_detector(tmp_path: Path) -> None:
+    """A plain image folder: landmarks come from mediapipe-68; a faceless image is skipped."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(SHARED / "data" / "samples" / "breakingbad.jpg", folder / "a.jpg")
+    cv2.imwrite(str(folder / "blank.png"), np.full((200, 200, 3), 128, np.uint8))
+    cfg = SynthConfig(
+        source=folder, out=tmp_path / "out", format="folder", views=4, size=64, crop_size=256
+    )
+    summary = run_synth(cfg)
+    assert summary.done == ["a"]
+    assert [reason for _, reason in summary.skipped] == ["no face found"]
+    ident = load_identity(tmp_path / "out" / "a")
+    assert ident.meta["source_landmarks_from"] == "detector: mediapipe-68"
+    no_detector = SynthConfig(
+        source=folder, out=tmp_path / "o2", format="folder", landmark_model=None
+    )
+    assert select_sources(no_detector)[0] == []
 
 
 @requires_shared("data/samples/einstein.jpg")

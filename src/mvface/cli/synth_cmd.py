@@ -29,6 +29,9 @@ def synth_command(
     ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="At most K source faces.")] = None,
     seed: Annotated[int, typer.Option(help="Seed (random rig; recorded).")] = 0,
+    landmark_model: Annotated[
+        str, typer.Option(help="Model marking sources without landmarks ('none': skip them).")
+    ] = "mediapipe-68",
     image_format: Annotated[str, typer.Option(help="jpg or png.")] = "jpg",
     quality: Annotated[int, typer.Option(min=1, max=100, help="JPEG quality.")] = 95,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
@@ -50,6 +53,7 @@ def synth_command(
         workers=workers,
         executor=cast(Literal["local", "ray"], executor),  # checked by SynthConfig
         ray_address=ray_address,
+        landmark_model=None if landmark_model == "none" else landmark_model,
     )
     samples, _ = select_sources(cfg)  # the reader is fast; this gives the bar's total
     columns = (TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())

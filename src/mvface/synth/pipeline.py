@@ -78,6 +78,8 @@ class SynthConfig:
             :mod:`mvface.synth.ray_executor`).
         ray_address: address of a running Ray cluster (``"auto"`` joins it); ``None`` with the
             ``ray`` executor starts a local Ray for the job.
+        landmark_model: registered landmark model (with the automatic face detector) that marks
+            sources without annotated landmarks, e.g. a plain image folder; ``None`` skips them.
     """
 
     source: str | Path
@@ -96,6 +98,7 @@ class SynthConfig:
     batch: int = 64
     executor: Literal["local", "ray"] = "local"
     ray_address: str | None = None
+    landmark_model: str | None = "mediapipe-68"
 
     def __post_init__(self) -> None:
         self.source = Path(self.source)
@@ -161,16 +164,40 @@ class SynthSummary:
 def select_sources(cfg: SynthConfig) -> tuple[list[FaceSample], list[str]]:
     """The source faces of ``cfg`` and one-line reasons for the items the reader skipped.
 
-    Samples without 68 landmarks are skipped too (no detector is wired in yet).
+    Samples without landmarks are kept when ``cfg.landmark_model`` will mark them (step 2),
+    skipped otherwise.
     """
     dataset = read_dataset(cfg.format, cfg.source, limit=cfg.limit)
     samples, skipped = [], list(dataset.skipped)
     for sample in dataset.samples:
-        if sample.landmarks is None or sample.landmarks.shape[0] != 68:
+        if sample.landmarks is None and cfg.landmark_model is None:
             skipped.append(f"{_source_name(sample)}: no 68-point landmarks")
         else:
             samples.append(sample)
     return samples, skipped
+
+
+_LANDMARKERS: dict[str, Any] = {}
+
+
+def detect_landmarks(image: np.ndarray, model: str, source: str = "image") -> np.ndarray:
+    """Step 2 for unannotated sources: 68 landmarks of the largest face found.
+
+    The landmarker (``mvface.load(model)`` with the automatic face detector) is created once per
+    process.
+
+    Raises:
+        BadInputError: no face in the image.
+    """
+    from mvface.api import load
+
+    if model not in _LANDMARKERS:
+        _LANDMARKERS[model] = load(model)
+    faces = _LANDMARKERS[model].detect(image)
+    if len(faces) == 0:
+        raise BadInputError(source, "no face found")
+    areas = (faces.boxes[:, 2] - faces.boxes[:, 0]) * (faces.boxes[:, 3] - faces.boxes[:, 1])
+    return np.asarray(faces.points[int(np.argmax(areas)), :, :2], np.float64)
 
 
 def _source_name(sample: FaceSample) -> str:
@@ -309,10 +336,15 @@ def synthesize_identity(
         BadInputError: an unusable source (unreadable image, landmarks outside, no face).
     """
     source = _source_name(sample)
-    if sample.landmarks is None:
-        raise BadInputError(source, "no landmarks")
     image = sample.image if isinstance(sample.image, np.ndarray) else load_image(sample.image)
-    crop, crop_lm, affine = align_crop(image, sample.landmarks, cfg.crop_size, source)
+    if sample.landmarks is not None:
+        landmarks, marked_by = sample.landmarks, "annotation"
+    elif cfg.landmark_model is not None:
+        landmarks = detect_landmarks(image, cfg.landmark_model, source)
+        marked_by = f"detector: {cfg.landmark_model}"
+    else:
+        raise BadInputError(source, "no landmarks")
+    crop, crop_lm, affine = align_crop(image, landmarks, cfg.crop_size, source)
     labels = rig_cameras(cfg) if cameras is None else np.asarray(cameras, np.float64)
     head = backend.build(crop, crop_lm)
     try:
@@ -335,7 +367,8 @@ def synthesize_identity(
     provenance = {
         "source_file": source,
         "source_name": sample.name,
-        "source_landmarks": np.asarray(sample.landmarks, np.float64)[:, :2].tolist(),
+        "source_landmarks": np.asarray(landmarks, np.float64)[:, :2].tolist(),
+        "source_landmarks_from": marked_by,
         "crop_affine": affine.tolist(),
         "crop_size": cfg.crop_size,
         "backend": backend_name,
