@@ -26,7 +26,7 @@ import dataclasses
 import difflib
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -144,15 +144,8 @@ class LossSection:
 
     def multiview(self) -> MultiviewLossConfig:
         """The plug-in's :class:`MultiviewLossConfig` (validates the values)."""
-        return MultiviewLossConfig(
-            num_source_views=self.num_source_views,
-            w_consistency=self.w_consistency,
-            w_anchor=self.w_anchor,
-            w_supervision=self.w_supervision,
-            jaw_weight=self.jaw_weight,
-            stop_gradient=self.stop_gradient,
-            hidden_weight=self.hidden_weight,
-        )
+        names = [f.name for f in fields(MultiviewLossConfig)]
+        return MultiviewLossConfig(**{name: getattr(self, name) for name in names})
 
 
 @dataclass
