@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from _shared import SHARED
 from mvface.errors import BadInputError
 from mvface.eval.protocols import (
     YAW_BINS,
@@ -19,11 +20,6 @@ from mvface.eval.protocols import (
     load_aflw2000_3d_protocol,
     yaw_bin_index,
 )
-
-try:  # shared test helper (tests/_shared.py), when the test tree provides it
-    from _shared import SHARED  # type: ignore[import-not-found]
-except ImportError:
-    SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 
 PROTOCOL_DIR = SHARED / "data" / "aflw2000_3d_dev" / "3ddfa_protocol"
 requires_protocol = pytest.mark.skipif(

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 import mvface.geometry as geometry
+from _shared import SHARED
 from mvface.errors import BadInputError
 from mvface.geometry import (
     EG3D_CENTER,
@@ -33,8 +33,6 @@ from mvface.geometry import (
     value_checks_disabled,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SHARED = REPO_ROOT.parent / "shared"
 RIG_DIR = SHARED / "seed" / "reference_data" / "dataset_synthetic"
 RIG_TARGET = (0.0, 0.0, 0.2)
 

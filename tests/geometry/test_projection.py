@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from _shared import SHARED
 from mvface.errors import BadInputError
 from mvface.geometry import (
     cam2world_to_extrinsics,
@@ -22,10 +22,7 @@ from mvface.geometry import (
     unproject_points,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE_DIR = (
-    REPO_ROOT.parent / "shared" / "seed" / "reference_data" / "dataset_synthetic" / "example"
-)
+EXAMPLE_DIR = SHARED / "seed" / "reference_data" / "dataset_synthetic" / "example"
 
 
 @pytest.fixture(params=[torch.float32, torch.float64], ids=["float32", "float64"])

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from _shared import SHARED
 from mvface.errors import BadInputError
 from mvface.geometry import euler_to_rotation, rotation_angle, rotation_to_euler, umeyama
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SHARED = REPO_ROOT.parent / "shared"
 AFLW_DIR = SHARED / "data" / "aflw2000_3d_dev" / "images"
 BFM_68 = SHARED / "models" / "3ddfa_v2" / "bfm_68kp.npz"
 

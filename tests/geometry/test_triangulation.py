@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from _shared import SHARED
 from mvface.errors import BadInputError
 from mvface.geometry import (
     Triangulation,
@@ -22,8 +22,7 @@ from mvface.geometry import (
     triangulate_dlt_checked,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-RIG_DIR = REPO_ROOT.parent / "shared" / "seed" / "reference_data" / "dataset_synthetic"
+RIG_DIR = SHARED / "seed" / "reference_data" / "dataset_synthetic"
 
 
 @pytest.fixture(params=[torch.float32, torch.float64], ids=["float32", "float64"])

@@ -27,6 +27,7 @@ import pytest
 import torch
 
 from _litert import LITERT_PYTHON_ENV, litert_python, run_litert_script
+from _shared import SHARED
 from mvface.models.blazeface import (
     BLAZEFACE_CONFIGS,
     CANONICAL_TRANSFORMS,
@@ -51,7 +52,7 @@ from mvface.models.blazeface import (
 from mvface.models.face_detectors import create_face_detector, list_face_detectors
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "blazeface_parity.npz"
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "samples"
+SAMPLES = SHARED / "data" / "samples"
 PARITY_TOL = 1e-3  # max abs difference on raw regressors (input pixels) and logits
 VARIANTS = ("short", "full")
 

@@ -28,6 +28,7 @@ import pytest
 import torch
 
 from _litert import LITERT_PYTHON_ENV, litert_python, run_litert_script
+from _shared import SHARED
 from mvface.errors import BadInputError
 from mvface.models.mediapipe_mesh import (
     DEFAULT_WEIGHTS_PATH,
@@ -43,7 +44,7 @@ from mvface.models.mediapipe_mesh import (
 )
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "facemesh_parity.npz"
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "samples"
+SAMPLES = SHARED / "data" / "samples"
 PARITY_TOL_PX = 1e-3  # max abs difference allowed on mesh values (pixels) and on the logit
 
 # MediaPipe mesh vertices of the outer eye corners (subject's right, subject's left) and the

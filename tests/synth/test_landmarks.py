@@ -7,13 +7,13 @@ reference cameras give its stored per-view 2-D landmarks.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
 
+from _shared import SHARED
 from mvface.errors import BadInputError
 from mvface.geometry import (
     eg3d_label_to_camera,
@@ -34,9 +34,7 @@ from mvface.synth.landmarks import (
 )
 from mvface.synth.rig import grid_rig, paper_rig, random_rig, rig_labels
 
-SYNTHETIC = (
-    Path(__file__).resolve().parents[2].parent / "shared" / "seed" / "reference_data"
-) / "dataset_synthetic"
+SYNTHETIC = SHARED / "seed" / "reference_data" / "dataset_synthetic"
 EXAMPLE_ID = "468ab0de-ed66-426d-8a59-4f537efbe8a0"
 REF_3D = (
     SYNTHETIC

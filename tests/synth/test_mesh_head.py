@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
 
+from _shared import SHARED
 from mvface.data.image import load_image
 from mvface.errors import BadInputError
 from mvface.geometry import eg3d_label_to_camera, project_points, projection_matrix, rotation_angle
@@ -35,14 +35,7 @@ from mvface.synth.mesh_head import (
 from mvface.synth.renderer import gl_available, labels_to_cameras
 from mvface.synth.rig import grid_rig, rig_labels
 
-EXAMPLE = (
-    Path(__file__).resolve().parents[2].parent
-    / "shared"
-    / "seed"
-    / "reference_data"
-    / "dataset_synthetic"
-    / "example"
-)
+EXAMPLE = SHARED / "seed" / "reference_data" / "dataset_synthetic" / "example"
 EXAMPLE_ID = "468ab0de-ed66-426d-8a59-4f537efbe8a0"
 REF_2D = (
     EXAMPLE

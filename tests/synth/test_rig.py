@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 import mvface.synth as synth
+from _shared import SHARED
 from mvface.errors import BadInputError
 from mvface.geometry import (
     EG3D_FOCAL,
@@ -29,14 +29,7 @@ from mvface.synth.rig import (
     spherical_rig,
 )
 
-REFERENCE_RIG = (
-    Path(__file__).resolve().parents[2].parent
-    / "shared"
-    / "seed"
-    / "reference_data"
-    / "dataset_synthetic"
-    / "cam2world_pose.npy"
-)
+REFERENCE_RIG = SHARED / "seed" / "reference_data" / "dataset_synthetic" / "cam2world_pose.npy"
 TARGET = torch.tensor(PAPER_LOOKAT, dtype=torch.float64)
 
 
