@@ -1,17 +1,86 @@
-"""Atomic file writes: a reader never sees a half-written file under its final name.
+"""Safe file access: atomic writes, and one check of an input file before it is read.
 
-Each write goes to a temporary file in the same folder (same file system), is flushed to disk,
-then moved onto the final name with :func:`os.replace`. A failure leaves the old file intact and
-removes the temporary one.
+Writes: each goes to a temporary file in the same folder (same file system), is flushed to disk,
+then moved onto the final name with :func:`os.replace`, so a reader never sees a half-written
+file under its final name. A failure (a full disk, a killed process) leaves the old file intact
+and removes the temporary one (a ``kill -9`` may leave a hidden ``.<name>.*.tmp*`` file, never a
+half-written ``<name>``).
+
+Reads: :func:`check_readable_file` and :func:`read_small_file` map every way a file can be
+unusable (missing, a folder, a device, empty, too large, permission denied, I/O error) to one
+:class:`~mvface.errors.BadInputError` line naming the file.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from mvface.errors import BadInputError
+
+
+def _article(what: str) -> str:
+    return "an" if what[:1].lower() in "aeio" else "a"
+
+
+def check_readable_file(path: str | Path, what: str = "file", max_bytes: int | None = None) -> int:
+    """The size in bytes of ``path`` if it is a non-empty regular file this process may read.
+
+    Args:
+        path: the file.
+        what: the kind of file, for messages (e.g. ``"image file"``, ``".pts file"``).
+        max_bytes: refuse larger files (``None``: no limit).
+
+    Raises:
+        BadInputError: ``"<path>: <problem>"``: does not exist, is a directory, is not a regular
+            file, is empty, is too large, permission denied, or cannot be read (I/O error).
+    """
+    path = Path(path)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise BadInputError(path, "does not exist") from None
+    except PermissionError:
+        raise BadInputError(path, "permission denied") from None
+    except OSError as exc:  # ENAMETOOLONG, ELOOP, EIO, ENOTDIR...
+        raise BadInputError(path, f"cannot be read ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise BadInputError(path, f"is a directory, not {_article(what)} {what}")
+    if not stat.S_ISREG(st.st_mode):
+        raise BadInputError(path, f"is not a regular file (a device, pipe or socket), not {what}")
+    if st.st_size == 0:
+        raise BadInputError(path, "file is empty")
+    if max_bytes is not None and st.st_size > max_bytes:
+        raise BadInputError(path, f"is {st.st_size} bytes, too large for {_article(what)} {what}")
+    if not os.access(path, os.R_OK):
+        raise BadInputError(path, "permission denied")
+    return int(st.st_size)
+
+
+def read_small_file(path: str | Path, max_bytes: int, what: str = "file") -> bytes:
+    """The bytes of a small file (an annotation), after :func:`check_readable_file`.
+
+    Raises:
+        BadInputError: as :func:`check_readable_file`, or the read itself fails.
+    """
+    path = Path(path)
+    check_readable_file(path, what, max_bytes)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(max_bytes + 1)
+    except PermissionError:
+        raise BadInputError(path, "permission denied") from None
+    except OSError as exc:
+        raise BadInputError(path, f"cannot be read ({exc.strerror or exc})") from None
+    if len(data) > max_bytes:  # grew since the stat
+        raise BadInputError(
+            path, f"is over {max_bytes} bytes, too large for {_article(what)} {what}"
+        )
+    return data
 
 
 @contextlib.contextmanager

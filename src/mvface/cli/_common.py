@@ -51,5 +51,10 @@ def handle_errors(fn: F) -> F:
             if _DEBUG["on"]:
                 traceback.print_exc(file=sys.stderr)
             raise fail(str(exc), EXIT_SOME_FAILED) from None
+        except OSError as exc:  # a full disk, a read-only or vanished output folder...
+            if _DEBUG["on"]:
+                traceback.print_exc(file=sys.stderr)
+            where = exc.filename if exc.filename is not None else "output"
+            raise fail(f"{where}: {exc.strerror or exc}", EXIT_SOME_FAILED) from None
 
     return wrapper  # type: ignore[return-value]

@@ -27,13 +27,13 @@ Conventions (every reader and the CLI rely on them):
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
 
+from mvface._io import check_readable_file
 from mvface.errors import BadInputError
 
 #: Largest image accepted, in pixels (width x height): 100 megapixels.
@@ -49,29 +49,9 @@ _TRANSPOSING_ORIENTATIONS = frozenset({5, 6, 7, 8})
 _EXIF_ORIENTATION_TAG = 0x0112
 
 
-def _check_file(path: Path) -> None:
-    """Raise BadInputError unless ``path`` is a non-empty regular file we may read."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise BadInputError(path, "does not exist") from None
-    except PermissionError:
-        raise BadInputError(path, "permission denied") from None
-    except OSError as exc:
-        raise BadInputError(path, f"cannot be read ({exc.strerror or exc})") from None
-    if path.is_dir():
-        raise BadInputError(path, "is a directory, not an image file")
-    if not path.is_file():
-        raise BadInputError(path, "is not a regular file")
-    if st.st_size == 0:
-        raise BadInputError(path, "file is empty")
-    if not os.access(path, os.R_OK):
-        raise BadInputError(path, "permission denied")
-
-
 def _open(path: Path) -> Image.Image:
     """Open the file lazily (header only) and apply the megapixel guard."""
-    _check_file(path)
+    check_readable_file(path, "image file")
     try:
         with warnings.catch_warnings():
             # We apply our own (larger) limit below; Pillow's warning would only be noise.

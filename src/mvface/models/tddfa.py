@@ -252,7 +252,10 @@ class KeypointBasis(nn.Module):
     def from_release(cls, folder: Path) -> KeypointBasis:
         """Read ``param_mean_std_62d_120x120.npz`` and ``bfm_68kp.npz`` from ``folder``."""
         try:
-            with np.load(folder / PARAM_STATS_FILE) as stats, np.load(folder / BASIS_FILE) as bfm:
+            with (
+                np.load(folder / PARAM_STATS_FILE, allow_pickle=False) as stats,
+                np.load(folder / BASIS_FILE, allow_pickle=False) as bfm,
+            ):
                 return cls(
                     torch.from_numpy(stats["mean"]),
                     torch.from_numpy(stats["std"]),

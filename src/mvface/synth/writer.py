@@ -120,10 +120,15 @@ class SyntheticWriter:
         return (self.root / safe_identity_name(name) / META_FILE).is_file()
 
     def remove_stale_temporaries(self) -> int:
-        """Delete temporary folders left by killed jobs; returns how many."""
+        """Delete what killed jobs left: identity folders and manifest files half-written under
+        temporary names (never visible under a final name); returns how many."""
         stale = [p for p in self.root.glob(".tmp-*") if p.is_dir()]
+        stale += [p for p in self.root.glob(f".{MANIFEST_FILE}.*.tmp*") if p.is_file()]
         for path in stale:
-            shutil.rmtree(path, ignore_errors=True)
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
         return len(stale)
 
     def _encode(self, image: np.ndarray) -> bytes:
@@ -135,9 +140,19 @@ class SyntheticWriter:
         return buf.tobytes()
 
     def write(self, record: IdentityRecord) -> Path:
-        """Write one identity atomically; returns its folder."""
+        """Write one identity atomically; returns its folder.
+
+        Raises:
+            BadInputError: the arrays disagree on the number of views, or a finished identity
+                of the same (sanitised) name exists: a finished identity is never replaced.
+            OSError: the disk is full or the folder not writable (nothing is left behind).
+        """
         name = safe_identity_name(record.name)
         final = self.root / name
+        if (final / META_FILE).is_file():
+            raise BadInputError(
+                name, "a finished identity of this name exists (duplicate identity name)"
+            )
         v = len(record.cameras)
         if not (
             record.images.shape[0] == v

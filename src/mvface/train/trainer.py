@@ -154,6 +154,21 @@ def list_checkpoints(folder: str | Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+class LastKCheckpoints(ModelCheckpoint):
+    """``ModelCheckpoint`` that keeps exactly the newest ``save_top_k`` ``step=N.ckpt`` files.
+
+    Lightning never deletes the checkpoint a run resumed from, so every resume would leave one
+    more behind; here, after each save (complete: written atomically), files older than the
+    newest ``save_top_k`` are removed, so the last good checkpoint is never the one deleted.
+    """
+
+    def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
+        super()._save_checkpoint(trainer, filepath)
+        if trainer.is_global_zero and self.dirpath and self.save_top_k > 0:
+            for old in list_checkpoints(self.dirpath)[: -self.save_top_k]:
+                old.unlink(missing_ok=True)
+
+
 # ------------------------------------------------------------------------ weights export
 
 
@@ -352,7 +367,7 @@ def run(config: TrainConfig, callbacks: Sequence[Callback] = ()) -> TrainResult:
     cbs: list[Callback] = [best, *callbacks]
     if t.checkpoint_every > 0:
         cbs.append(
-            ModelCheckpoint(
+            LastKCheckpoints(
                 dirpath=str(ckpt_dir),
                 filename="step={step:08d}",
                 auto_insert_metric_name=False,
@@ -405,6 +420,8 @@ def run(config: TrainConfig, callbacks: Sequence[Callback] = ()) -> TrainResult:
     )
     if trainer.is_global_zero:
         config.save(out / CONFIG_FILE)
+        for stale in ckpt_dir.glob(".step=*.tmp*"):  # half-written by a killed job
+            stale.unlink(missing_ok=True)
         if resume_from is None:
             (out / BEST_FILE).unlink(missing_ok=True)  # a previous run's, not this one's
     trainer.fit(

@@ -21,6 +21,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 
+from mvface._io import read_small_file
 from mvface.data.image import image_size
 from mvface.errors import BadInputError
 
@@ -129,38 +130,58 @@ def finite_array(value: Any, shape: tuple[int, ...], source: str | Path, what: s
     return arr
 
 
-def resolve_relative(path_str: str, bases: list[Path]) -> Path | None:
-    """The first existing ``base / path_str`` (or ``path_str`` itself if absolute)."""
+def _lexical(path: Path) -> Path:
+    """``path`` made absolute and normalised (``..`` removed) without following symlinks."""
+    return Path(os.path.normpath(os.path.abspath(path)))
+
+
+def is_inside(path: Path, root: Path) -> bool:
+    """Whether ``path`` lies in ``root`` once both are made absolute and ``..`` is removed.
+
+    Symlinks are not followed: a link the dataset's owner put inside the folder is theirs to
+    place; what this guards against is a manifest *naming* a file elsewhere.
+    """
+    return _lexical(path).is_relative_to(_lexical(root))
+
+
+def resolve_relative(
+    path_str: str, bases: list[Path], roots: list[Path], source: str | Path
+) -> Path | None:
+    """The first existing ``base / path_str`` that stays inside one of ``roots``.
+
+    ``path_str`` comes from a manifest (a JSON ``file_name``, an XML ``file=``, a list line):
+    it may be relative (tried against each of ``bases`` in turn) or absolute, but the file it
+    names must lie inside one of the dataset's ``roots`` (see :func:`is_inside`).
+
+    Returns:
+        The first existing candidate inside the roots, or ``None`` when there is none and no
+        candidate left the roots.
+
+    Raises:
+        BadInputError: ``source``: the path is absolute or has ``..`` parts, leaves the roots
+            from some base, and no candidate inside them exists; or it contains a NUL.
+    """
+    if "\x00" in path_str:
+        raise BadInputError(source, f"path {path_str[:60]!r} contains a NUL character")
     p = Path(path_str)
-    if p.is_absolute():
-        return p if p.exists() else None
-    for base in bases:
-        candidate = base / p
-        if candidate.exists():
-            return candidate
-    return None
+    candidates = [p] if p.is_absolute() else [base / p for base in bases]
+    inside = [c for c in candidates if any(is_inside(c, r) for r in roots)]
+    found = next((Path(os.path.normpath(c)) for c in inside if c.exists()), None)
+    escapes = p.is_absolute() or ".." in p.parts
+    if found is None and escapes and len(inside) < len(candidates):
+        where = ", ".join(str(r) for r in roots)
+        raise BadInputError(source, f"path {path_str[:80]!r} leaves the dataset folder ({where})")
+    return found
 
 
 def read_file_bytes(path: Path, max_bytes: int, what: str) -> bytes:
     """The bytes of a small annotation file; BadInputError naming the file otherwise.
 
-    Refuses folders, files over ``max_bytes`` and empty (whitespace-only) files; maps
-    missing files and permission / I/O errors to one clear line. ``what`` names the kind of
-    file in messages (e.g. ``".pts file"``).
+    :func:`mvface._io.read_small_file` (missing, folder, device, too large, permission, I/O
+    error: one clear line), and a whitespace-only file is refused as empty. ``what`` names the
+    kind of file in messages (e.g. ``".pts file"``).
     """
-    try:
-        if path.is_dir():
-            raise BadInputError(path, f"is a directory, not a {what}")
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise BadInputError(path, f"is {size} bytes, too large for a {what}")
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise BadInputError(path, "does not exist") from None
-    except PermissionError:
-        raise BadInputError(path, "permission denied") from None
-    except OSError as exc:
-        raise BadInputError(path, f"cannot be read ({exc.strerror or exc})") from None
+    data = read_small_file(path, max_bytes, what)
     if not data.strip():
         raise BadInputError(path, "file is empty")
     return data

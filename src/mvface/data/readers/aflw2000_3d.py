@@ -26,12 +26,14 @@ from typing import Any
 import numpy as np
 import scipy.io
 
+from mvface._io import check_readable_file
 from mvface.data.readers._common import (
     check_dir,
     check_limit,
     finite_array,
     guard_os_errors,
     header_meta,
+    is_inside,
     os_error_line,
     sample_name,
 )
@@ -52,6 +54,7 @@ PROTOCOL_FILES: dict[str, str] = {
 
 def load_mat(path: Path) -> dict[str, Any]:
     """Load a MATLAB ``.mat`` file, turning every failure into BadInputError."""
+    check_readable_file(path, ".mat file")
     try:
         return dict(scipy.io.loadmat(str(path)))
     except FileNotFoundError:
@@ -166,6 +169,9 @@ def read_aflw2000_3d(root: Path, limit: int | None = None) -> Dataset:
     for image, index in entries:
         if limit is not None and len(samples) >= limit:
             break
+        if not is_inside(image, root):
+            skipped.append(f"{root / 'list.txt'}: entry {image.name!r} leaves the dataset folder")
+            continue
         if not image.is_file():
             skipped.append(f"{image}: listed in list.txt but missing")
             continue

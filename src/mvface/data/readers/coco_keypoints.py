@@ -15,6 +15,11 @@ Coordinate conventions (what the data says, checked on the shared samples):
   **1 is subtracted** by default, like :func:`~mvface.data.readers.pts.read_pts`
   (``one_based=False`` turns it off for JSONs written in 0-based pixels).
 
+Paths are confined: a ``file_name`` must name a file under the JSON's parent folder (the
+dataset root, which holds the JSON's folder and ``val2017/``-style siblings) or under
+``image_root``; one that leaves it (``../..``, an absolute path elsewhere) is skipped with a
+reason.
+
 Boxes ``[x, y, w, h]`` become ``[x, y, x + w, y + h]`` with the same shift as the points.
 Visibility is ``v > 0``.
 """
@@ -27,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from mvface._io import check_readable_file
 from mvface.data.readers._common import (
     check_limit,
     find_single_file,
@@ -44,6 +50,7 @@ from mvface.errors import BadInputError
 
 def load_coco_json(path: Path) -> tuple[dict[Any, dict[str, Any]], list[Any]]:
     """Load a COCO JSON: ``({image id: image entry}, annotations)``; BadInputError if bad."""
+    check_readable_file(path, "JSON file")
     try:
         with path.open("rb") as f:
             data = json.load(f)
@@ -62,7 +69,11 @@ def load_coco_json(path: Path) -> tuple[dict[Any, dict[str, Any]], list[Any]]:
         raise BadInputError(path, "'images' and 'annotations' must both be lists")
     by_id: dict[Any, dict[str, Any]] = {}
     for entry in images:
-        if isinstance(entry, dict) and "id" in entry and isinstance(entry.get("file_name"), str):
+        if (
+            isinstance(entry, dict)
+            and isinstance(entry.get("id"), (int, str))  # a list or dict id is not an id
+            and isinstance(entry.get("file_name"), str)
+        ):
             by_id[entry["id"]] = entry
     return by_id, annotations
 
@@ -76,6 +87,12 @@ def _image_bases(json_file: Path, image_root: Path | None) -> list[Path]:
         if split in stem:
             bases.append(folder.parent / f"{split}2017")
     return bases
+
+
+def _dataset_roots(json_file: Path, image_root: Path | None) -> list[Path]:
+    """Where image files may be: under the JSON's parent folder, or under ``image_root``."""
+    roots = [json_file.parent.parent]
+    return [image_root, *roots] if image_root is not None else roots
 
 
 def _keypoints_68(value: Any, where: str, what: str) -> np.ndarray:
@@ -104,6 +121,7 @@ def _read_coco(
     json_file = find_single_file(Path(root), ".json")
     images, annotations = load_coco_json(json_file)
     bases = _image_bases(json_file, Path(image_root) if image_root is not None else None)
+    roots = _dataset_roots(json_file, Path(image_root) if image_root is not None else None)
     sizes: dict[Path, dict[str, Any]] = {}
     samples: list[FaceSample] = []
     skipped: list[str] = []
@@ -117,7 +135,8 @@ def _read_coco(
             if valid_key is not None and not ann.get(valid_key, False):
                 continue  # a person without a face annotation: not an error
             where = f"{json_file} annotation id {ann.get('id', position)}"
-            entry = images.get(ann.get("image_id"))
+            image_id = ann.get("image_id")
+            entry = images.get(image_id) if isinstance(image_id, (int, str)) else None
             if entry is None:
                 raise BadInputError(where, f"image_id {ann.get('image_id')!r} is not in 'images'")
             if keypoints_key not in ann:
@@ -125,7 +144,7 @@ def _read_coco(
             kpts = _keypoints_68(ann[keypoints_key], where, keypoints_key)
             if not np.any(kpts[:, 2] > 0):
                 raise BadInputError(where, f"no labelled point in {keypoints_key!r}")
-            image = resolve_relative(entry["file_name"], bases)
+            image = resolve_relative(entry["file_name"], bases, roots, where)
             if image is None:
                 raise BadInputError(where, f"image not found: {entry['file_name']}")
             if image not in sizes:

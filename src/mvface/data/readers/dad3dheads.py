@@ -13,7 +13,9 @@ A metadata item is read tolerantly: the image path from ``img_path`` (or ``image
 ``image``, ``file_name``), the annotation from ``annotation_path`` (or ``annotation``,
 ``ann_path``), the id from ``item_id`` (or ``id``), ``bbox`` ``[x, y, w, h]`` pixels as a list
 or a ``{"0": x, ...}`` / ``{"x": ...}`` dict, ``attributes`` any dict. Relative paths are tried
-against the metadata's folder and its parents. Without metadata, ``images/<ID>.*`` is paired
+against the metadata's folder and its parents, and must name a file inside the dataset folder
+given as ``root`` (an item whose path leaves it, by ``..`` or an absolute path elsewhere, is
+skipped with a reason). Without metadata, ``images/<ID>.*`` is paired
 with ``annotations/<ID>.json`` (the layout of the paper's ``dataset_synthetic/example``).
 
 Projection (:func:`project_dad3d_vertices`), as the official ``visualize.py`` does it:
@@ -50,6 +52,7 @@ from typing import Any
 
 import numpy as np
 
+from mvface._io import check_readable_file, read_small_file
 from mvface.data.image import IMAGE_SUFFIXES
 from mvface.data.readers._common import (
     check_dir,
@@ -132,6 +135,7 @@ def project_dad3d_vertices(
 
 
 def _load_json(path: Path) -> Any:
+    check_readable_file(path, "JSON file")
     try:
         with path.open("rb") as f:
             return json.load(f)
@@ -227,14 +231,7 @@ def load_landmarks_npy(path: str | Path) -> np.ndarray:
         BadInputError: unreadable, not an ``.npy``, a disallowed pickle, wrong shape or NaN.
     """
     path = Path(path)
-    try:
-        if path.stat().st_size > MAX_NPY_BYTES:
-            raise BadInputError(path, "too large for a 68-point .npy file")
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise BadInputError(path, "does not exist") from None
-    except OSError as exc:
-        raise BadInputError(path, f"cannot be read ({exc.strerror or exc})") from None
+    raw = read_small_file(path, MAX_NPY_BYTES, "68-point .npy file")
     fp = io.BytesIO(raw)
     try:
         version = np.lib.format.read_magic(fp)
@@ -371,8 +368,9 @@ def _dad_sample(
         raise BadInputError(where, "has no image path (img_path)")
     base = meta_file.parent if meta_file is not None else root
     bases = [base, base.parent, base.parent.parent, root, root.parent]
-    image = resolve_relative(img_str, bases) or resolve_relative(
-        Path(img_str).name, [base / "images"]
+    roots = [root]
+    image = resolve_relative(img_str, bases, roots, where) or resolve_relative(
+        Path(img_str).name, [base / "images"], roots, where
     )
     if image is None:
         raise BadInputError(where, f"image not found: {img_str}")
@@ -390,8 +388,8 @@ def _dad_sample(
     if ann_str is not None:
         if not isinstance(ann_str, str):
             raise BadInputError(where, "annotation_path is not a string")
-        annotation = resolve_relative(ann_str, bases) or resolve_relative(
-            Path(ann_str).name, [base / "annotations"]
+        annotation = resolve_relative(ann_str, bases, roots, where) or resolve_relative(
+            Path(ann_str).name, [base / "annotations"], roots, where
         )
         if annotation is None:
             raise BadInputError(where, f"annotation not found: {ann_str}")

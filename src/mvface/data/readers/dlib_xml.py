@@ -10,8 +10,10 @@ Format::
       </image>
     </images></dataset>
 
-Image paths are relative to the XML file's folder. Part positions are dlib pixel indices,
-already 0-based (no shift). A box becomes ``[left, top, left + width, top + height]``.
+Image paths are relative to the XML file's folder and must stay inside it (an ``<image>`` whose
+``file`` leaves it, by ``..`` or an absolute path elsewhere, is skipped with a reason).
+Part positions are dlib pixel indices, already 0-based (no shift).
+A box becomes ``[left, top, left + width, top + height]``.
 
 The XML is parsed safely: documents with a ``<!DOCTYPE`` or ``<!ENTITY`` declaration are refused
 (no entity expansion), and ``defusedxml`` is used when it is installed.
@@ -33,6 +35,7 @@ from mvface.data.readers._common import (
     header_meta,
     os_error_line,
     read_file_bytes,
+    resolve_relative,
     sample_name,
     xywh_to_box,
 )
@@ -134,7 +137,12 @@ def read_dlib_xml(root: Path, limit: int | None = None) -> Dataset:
         if not file_attr:
             skipped.append(f"{xml_file}: <image> without a file attribute")
             continue
-        image = Path(file_attr) if Path(file_attr).is_absolute() else base / file_attr
+        try:  # confined to the XML's folder (no ../ or absolute paths elsewhere)
+            found = resolve_relative(file_attr, [base], [base], f"{xml_file} {file_attr}")
+        except BadInputError as exc:
+            skipped.append(str(exc))
+            continue
+        image = found if found is not None else base / file_attr
         size: dict[str, Any] | None = None
         for box_index, box_el in enumerate(image_el.findall("box")):
             if limit is not None and len(samples) >= limit:

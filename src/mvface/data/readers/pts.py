@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mvface._io import atomic_write_text
 from mvface.data.readers._common import (
     check_dir,
     check_limit,
@@ -124,7 +125,7 @@ def write_pts(path: str | Path, points: np.ndarray) -> None:
     """Write 68 points as an iBUG ``.pts`` file (1-based: writes ``points + 1``).
 
     Args:
-        path: the file to write (overwritten).
+        path: the file to write (replaced atomically: never half-written).
         points: ``(68, 2)`` (or ``(68, 3)``, z dropped: the format has none) 0-based pixels.
 
     Raises:
@@ -137,7 +138,7 @@ def write_pts(path: str | Path, points: np.ndarray) -> None:
     lines += [f"{x:.6f} {y:.6f}" for x, y in arr]
     lines.append("}")
     try:
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        atomic_write_text(path, "\n".join(lines) + "\n")
     except OSError as exc:
         raise BadInputError(path, f"cannot be written ({exc.strerror or exc})") from None
 

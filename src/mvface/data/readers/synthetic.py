@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mvface._io import read_small_file
 from mvface.data.image import load_image
 from mvface.data.readers._common import check_dir, check_limit
 from mvface.data.readers._registry import register_reader
@@ -40,6 +41,9 @@ FORMAT_NAME = "mvface-synthetic"
 FORMAT_VERSION = 1
 META_FILE = "meta.json"
 MANIFEST_FILE = "manifest.json"
+IMAGE_FORMATS = ("jpg", "png")
+#: Largest ``meta.json`` read, in bytes.
+MAX_META_BYTES = 10_000_000
 ARRAY_FILES = ("cameras.npy", "landmarks.npy", "landmarks3d.npy", "visibility.npy")
 
 
@@ -55,6 +59,18 @@ def projection_matrices(labels: np.ndarray, size: int) -> np.ndarray:
     P = projection_matrix(K, R, t).numpy()
     shift = np.array([[1.0, 0.0, -0.5], [0.0, 1.0, -0.5], [0.0, 0.0, 1.0]])
     return np.asarray(shift @ P)
+
+
+def _check_cameras(labels: np.ndarray, source: Path) -> None:
+    """Refuse EG3D labels with a singular or mirrored rotation or singular intrinsics."""
+    from mvface.geometry.cameras import eg3d_label_to_camera
+
+    if len(labels) == 0:
+        raise BadInputError(source, "holds no camera (0 views)")
+    try:
+        eg3d_label_to_camera(torch.as_tensor(np.asarray(labels, np.float64)), 1, 1)
+    except BadInputError as exc:
+        raise BadInputError(source, exc.problem) from None
 
 
 def _safe_child(root: Path, name: str) -> Path:
@@ -94,9 +110,9 @@ def load_identity(folder: Path) -> SyntheticIdentity:
     if not meta_path.is_file():
         raise BadInputError(folder, "not a finished identity (no meta.json)")
     try:
-        meta = json.loads(meta_path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise BadInputError(meta_path, f"unreadable ({exc})") from None
+        meta = json.loads(read_small_file(meta_path, MAX_META_BYTES, "meta.json file"))
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise BadInputError(meta_path, f"not valid JSON ({exc})") from None
     arrays = {}
     for name in ARRAY_FILES:
         try:
@@ -116,7 +132,12 @@ def load_identity(folder: Path) -> SyntheticIdentity:
     for ok, file, problem in checks:
         if not ok:
             raise BadInputError(folder / file, problem)
+    _check_cameras(cams, folder / "cameras.npy")
+    if not isinstance(meta, dict):
+        raise BadInputError(meta_path, f"expected a JSON object, got {type(meta).__name__}")
     ext = meta.get("image_format", "jpg")
+    if ext not in IMAGE_FORMATS:
+        raise BadInputError(meta_path, f"image_format must be one of {IMAGE_FORMATS}, got {ext!r}")
     images = [folder / "images" / f"{i:03d}.{ext}" for i in range(v)]
     return SyntheticIdentity(
         name=folder.name,
@@ -152,7 +173,11 @@ class MultiviewSample:
 
 
 class SyntheticMultiviewSet:
-    """Random V-of-N view samples per identity of a synthetic dataset (for training)."""
+    """Random V-of-N view samples per identity of a synthetic dataset (for training).
+
+    A bad identity (unreadable or malformed file) is left out with a one-line reason in
+    ``skipped``; a folder with no usable identity raises :class:`BadInputError`.
+    """
 
     def __init__(self, root: str | Path, limit: int | None = None) -> None:
         self.root = Path(root)
@@ -160,9 +185,16 @@ class SyntheticMultiviewSet:
         folders = list_identities(self.root)
         if limit is not None:
             folders = folders[: check_limit(limit)]
-        self.identities = [load_identity(f) for f in folders]
+        self.identities: list[SyntheticIdentity] = []
+        self.skipped: list[str] = []
+        for folder in folders:
+            try:
+                self.identities.append(load_identity(_safe_child(self.root, folder.name)))
+            except BadInputError as exc:
+                self.skipped.append(str(exc))
         if not self.identities:
-            raise BadInputError(self.root, "holds no finished synthetic identity")
+            why = f" ({len(self.skipped)} bad, e.g. {self.skipped[0]})" if self.skipped else ""
+            raise BadInputError(self.root, f"holds no usable finished synthetic identity{why}")
 
     def __len__(self) -> int:
         return len(self.identities)
