@@ -1,0 +1,72 @@
+"""``mvface compare``: the paper's comparison figure, one column per model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from mvface.cli._common import EXIT_SOME_FAILED, console, handle_errors
+from mvface.cli.demo_cmd import MODELS_HELP, print_skipped, progress_bar
+from mvface.demo import CompareConfig, run_compare
+
+
+@handle_errors
+def compare_command(
+    models: Annotated[str, typer.Option(help=MODELS_HELP)],
+    input_dir: Annotated[
+        Path, typer.Option("--input", help="Folder of images (or the --gt-format root).")
+    ],
+    output: Annotated[Path, typer.Option(help="Figure file, .png or .jpg (+ .json beside).")],
+    gt_format: Annotated[
+        str | None,
+        typer.Option("--gt-format", "--gt", help="Reader giving ground truth (pts, aflw2000-3d)."),
+    ] = None,
+    names: Annotated[
+        str | None, typer.Option(help="Comma-separated sample names to show, in order.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most N images (rows).")] = 8,
+    detector: Annotated[str, typer.Option(help="Face detector for images without GT.")] = "auto",
+    cell_size: Annotated[int, typer.Option(min=64, help="Side of each cell (px).")] = 256,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Draw every model's landmarks per image, with the worst region enlarged."""
+    cfg = CompareConfig(
+        input=input_dir,
+        output=output,
+        models=tuple(models.split(",")),
+        gt_format=gt_format,
+        names=tuple(n.strip() for n in names.split(",") if n.strip()) if names else (),
+        limit=limit,
+        detector=detector,
+        cell_size=cell_size,
+    )
+    with progress_bar(quiet) as bar:
+        task = bar.add_task("loading models", total=None)
+
+        def update(done: int, total: int, what: str) -> None:
+            bar.update(task, completed=done, total=total or None, description=what)
+
+        result = run_compare(cfg, progress=update)
+    print_skipped(result.skipped_models)
+    labels = [s.label for s in result.models]
+    table = Table(title="NME % (sqrt(w*h) of the ground truth's box)")
+    table.add_column("image")
+    for label in labels:
+        table.add_column(label, justify="right")
+    for im in result.images:
+        cells = ["-" if im.nme[k] is None else f"{im.nme[k]:.2f}" for k in labels]
+        table.add_row(im.name, *cells)
+    if any(v is not None for im in result.images for v in im.nme.values()):
+        console.print(table)
+    console.print(
+        f"{len(result.images)} images, {len(labels)} models: {result.figure} "
+        f"(+ {result.report.name}), {result.seconds:.1f} s",
+        highlight=False,
+    )
+    for line in result.failed:
+        console.print(f"  failed: {line}", highlight=False, soft_wrap=True)
+    if result.failed:
+        raise typer.Exit(EXIT_SOME_FAILED)
