@@ -40,8 +40,8 @@ demo: setup
 	  --root $(SHARED)/data/300w/helen_testset --model mediapipe-68 --out $(OUT)/eval-helen
 
 lint:
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks scripts
+	$(VENV)/bin/ruff format --check src tests benchmarks scripts
 
 typecheck:
 	$(VENV)/bin/mypy

@@ -358,3 +358,29 @@ class TestFitHeadRecipe:
 
     def test_empty_folder_is_a_clear_error(self, tmp_path: Path) -> None:
         assert main(["fit-head", "--data", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
+
+
+# -- whole-network weights (fine-tunes) and the shipped defaults ------------------------------
+
+
+def test_whole_network_save_round_trip(tmp_path: Path) -> None:
+    """A fine-tuned network saved with ``save`` loads by the family name, mesh included."""
+    model = create_model("mediapipe-68")
+    with torch.no_grad():
+        next(model.net.mesh.parameters()).add_(0.01)  # a "fine-tuned" mesh
+        model.net.head.weight.mul_(0.5)
+    path = model.save(tmp_path / "ft.safetensors", recipe="test")
+    loaded = create_model("mediapipe-68", weights=str(path))
+    x = torch.rand(2, 3, 192, 192)
+    assert torch.equal(loaded.forward_points(x), model.forward_points(x))
+    assert load_weights(path)[2]["recipe"] == "test"
+    with pytest.raises(BadInputError, match="carries its own mesh"):
+        create_model("mediapipe-68", weights=str(path), mesh=str(DEFAULT_WEIGHTS_PATH))
+
+
+def test_defaults_are_registered() -> None:
+    base = create_model("default")
+    assert base.config.name == "default"
+    x = torch.rand(1, 3, 192, 192)
+    assert torch.equal(base.forward_points(x), create_model("mediapipe-68").forward_points(x))
+    assert {"default", "default+"} <= set(list_models())

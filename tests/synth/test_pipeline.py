@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from _shared import SHARED, requires_shared
@@ -33,6 +34,7 @@ from mvface.synth.pipeline import (
     select_sources,
 )
 from mvface.synth.preview import write_preview
+from mvface.synth.rig import camera_yaw_pitch
 from mvface.synth.writer import LOCK_FILE, OutputLockedError
 
 SAMPLES = SHARED / "data" / "samples"
@@ -124,7 +126,7 @@ def test_cli_reports_skips_and_exits_1(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1, result.output
     assert "3 skipped" in result.output and "too small" in result.output
-    result = CliRunner().invoke(app, ["synth-preview", str(tmp_path / "out")])
+    result = CliRunner().invoke(app, ["synth", "preview", str(tmp_path / "out")])
     assert result.exit_code == 1 and "no finished identities" in result.output
 
 
@@ -136,6 +138,26 @@ def test_config_checks_values(tmp_path: Path) -> None:
     for rig in ("paper", "grid", "random"):
         cfg = SynthConfig(source=tmp_path, out=tmp_path, views=10, rig=rig)
         assert rig_cameras(cfg).shape == (10, 25)
+    with pytest.raises(ValueError, match="max_yaw_deg"):
+        SynthConfig(source=tmp_path, out=tmp_path, max_yaw_deg=100)
+
+
+@pytest.mark.parametrize("rig", ["grid", "random"])
+def test_grid_and_random_rigs_span_the_asked_yaw(tmp_path: Path, rig: str) -> None:
+    cfg = SynthConfig(
+        source=tmp_path, out=tmp_path, views=60, rig=rig, max_yaw_deg=80, max_pitch_deg=15, seed=1
+    )  # type: ignore[arg-type]
+    c2w = torch.as_tensor(rig_cameras(cfg)[:, :16].reshape(-1, 4, 4))
+    yaw, pitch = np.degrees(camera_yaw_pitch(c2w).numpy()).T
+    assert np.abs(yaw).max() <= 80 + 1e-6 and np.abs(pitch).max() <= 15 + 1e-6
+    assert yaw.min() < -60 and yaw.max() > 60  # profile views are there
+    if rig == "grid":  # the grid's ends are exactly the span
+        assert yaw.min() == pytest.approx(-80) and yaw.max() == pytest.approx(80)
+
+
+def test_cli_needs_source_and_out(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["synth", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "--source and --out" in result.output
 
 
 # -- end to end on real faces ----------------------------------------------------------------
@@ -212,7 +234,9 @@ def test_preview_sheet(dataset: tuple[Path, SynthConfig], tmp_path: Path) -> Non
     sheet = cv2.imread(str(png))
     assert sheet is not None
     assert sheet.shape == (2 * 64, 3 * 64, 3)  # two identities, three views each
-    result = CliRunner().invoke(app, ["synth-preview", str(out), "--out", str(tmp_path / "b.png")])
+    result = CliRunner().invoke(
+        app, ["synth", "preview", str(out), "--out", str(tmp_path / "b.png")]
+    )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "b.png").is_file()
 

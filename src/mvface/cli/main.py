@@ -7,7 +7,9 @@ import typer
 from mvface import __version__
 from mvface.cli import detect_cmd, eval_cmd, export_cmd, synth_cmd, train_cmd
 from mvface.cli._common import set_debug
-from mvface.cli.planned import register_planned
+from mvface.cli.bench_cmd import app as bench_app
+from mvface.cli.compare_cmd import compare_command
+from mvface.cli.demo_cmd import demo_command
 
 app = typer.Typer(
     name="mvface",
@@ -36,13 +38,17 @@ def main(
 
 
 app.command(name="eval")(eval_cmd.eval_command)
+app.command(name="eval-synthetic")(eval_cmd.eval_synthetic_command)
 app.command(name="detect")(detect_cmd.detect_command)
 app.add_typer(export_cmd.app, name="export")
 app.command(name="train")(train_cmd.train_command)
 app.command(name="finetune")(train_cmd.finetune_command)
-app.command(name="synth")(synth_cmd.synth_command)
-app.command(name="synth-preview")(synth_cmd.synth_preview_command)
-register_planned(app)
+app.add_typer(synth_cmd.app, name="synth")
+# the command's name before `mvface synth preview`; kept so that scripts keep working
+app.command(name="synth-preview", hidden=True)(synth_cmd.synth_preview_command)
+app.command(name="demo")(demo_command)
+app.command(name="compare")(compare_command)
+app.add_typer(bench_app, name="bench")
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -1,4 +1,8 @@
-"""``mvface synth`` and ``mvface synth-preview``: synthetic multiview heads from face photos."""
+"""``mvface synth`` and ``mvface synth preview``: synthetic multiview heads from face photos.
+
+``synth`` is a group whose callback is the job itself, so ``mvface synth --source ... --out ...``
+runs a job and ``mvface synth preview DIR`` draws a contact sheet of a finished set.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +12,33 @@ from typing import Annotated, Literal, cast
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from mvface.cli._common import EXIT_SOME_FAILED, console, handle_errors
+from mvface.cli._common import EXIT_SOME_FAILED, EXIT_USAGE, console, fail, handle_errors
 from mvface.synth.pipeline import RigName, SynthConfig, SynthEvent, run_synth, select_sources
 
+app = typer.Typer(invoke_without_command=True, no_args_is_help=True)
 
+
+@app.callback()
 @handle_errors
 def synth_command(
-    source: Annotated[Path, typer.Option(help="Source dataset folder (or file) of --format.")],
-    out: Annotated[Path, typer.Option(help="Output dataset folder (resumed if it exists).")],
+    ctx: typer.Context,
+    source: Annotated[
+        Path | None, typer.Option(help="Source dataset folder (or file) of --format (required).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Output dataset folder (resumed if it exists; required).")
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", help="Reader of the source, e.g. pts.")] = "pts",
     views: Annotated[int, typer.Option(min=1, help="Views per identity.")] = 512,
     size: Annotated[int, typer.Option(min=16, help="Side of the rendered views (px).")] = 256,
     crop_size: Annotated[int, typer.Option(min=64, help="Side of the aligned crop (px).")] = 512,
     rig: Annotated[str, typer.Option(help="Camera rig: paper, grid or random.")] = "paper",
+    max_yaw: Annotated[
+        float, typer.Option(min=0, max=90, help="Yaw span ±deg of the grid/random rigs.")
+    ] = 45.0,
+    max_pitch: Annotated[
+        float, typer.Option(min=0, max=60, help="Pitch span ±deg of the grid/random rigs.")
+    ] = 30.0,
     backend: Annotated[str, typer.Option(help="Registered head backend.")] = "mesh",
     workers: Annotated[int, typer.Option(min=1, help="Worker processes (or Ray actors).")] = 1,
     executor: Annotated[str, typer.Option(help="local (processes) or ray (Ray actors).")] = "local",
@@ -36,7 +54,14 @@ def synth_command(
     quality: Annotated[int, typer.Option(min=1, max=100, help="JPEG quality.")] = 95,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    """Render every source face as a 3D head from many cameras, with per-view landmarks."""
+    """Render every source face as a 3D head from many cameras, with per-view landmarks.
+
+    `mvface synth preview DIR` draws a contact sheet of a finished set.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if source is None or out is None:
+        raise fail("mvface synth needs --source and --out", EXIT_USAGE)
     cfg = SynthConfig(
         source=source,
         out=out,
@@ -45,6 +70,8 @@ def synth_command(
         size=size,
         crop_size=crop_size,
         rig=cast(RigName, rig),  # checked by SynthConfig
+        max_yaw_deg=max_yaw,
+        max_pitch_deg=max_pitch,
         backend=backend,
         image_format=image_format,
         quality=quality,
@@ -79,6 +106,7 @@ def synth_command(
         raise typer.Exit(EXIT_SOME_FAILED)
 
 
+@app.command(name="preview")
 @handle_errors
 def synth_preview_command(
     dataset: Annotated[Path, typer.Argument(help="A dataset folder written by mvface synth.")],

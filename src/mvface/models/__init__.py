@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mvface.models import defaults as _defaults  # noqa: F401  ("default", "default+")
 from mvface.models import dlib_68 as _dlib_68  # noqa: F401  (registers "dlib")
 from mvface.models import mediapipe_68 as _mediapipe_68  # noqa: F401
 from mvface.models import mvnet as _mvnet  # noqa: F401

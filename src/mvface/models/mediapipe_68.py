@@ -175,6 +175,29 @@ def load_head(path: str | Path = DEFAULT_HEAD_PATH) -> tuple[MeshTo68Head, dict[
     return head, config
 
 
+def load_network(path: str | Path, mesh: str | Path | None = None) -> MediaPipe68Net:
+    """Load a head file (:func:`save_head`) or a whole network (:meth:`MediaPipe68.save`).
+
+    A head file is combined with the face mesh weights ``mesh`` (``None``: the shipped ones); a
+    whole-network file (``mesh.*`` and ``head.weight`` tensors) carries its own mesh.
+
+    Raises:
+        BadInputError: unreadable file, wrong tensors, or ``mesh`` given with a whole network.
+    """
+    tensors, _, _ = load_weights(path)
+    if not any(key.startswith("mesh.") for key in tensors):
+        return MediaPipe68Net(load_facemesh(mesh), load_head(path)[0])
+    if mesh is not None:
+        raise BadInputError(path, "a whole-network file carries its own mesh; drop `mesh`")
+    net = MediaPipe68Net(FaceMeshNet(), MeshTo68Head())
+    try:
+        net.load_state_dict({key: value.float() for key, value in tensors.items()})
+    except RuntimeError as exc:
+        problem = str(exc).splitlines()[0]
+        raise BadInputError(path, f"not a mediapipe-68 network ({problem})") from None
+    return net
+
+
 def eye_angles(mesh_xy: np.ndarray) -> np.ndarray:
     """In-plane tilt of each face from the mesh's outer eye corners.
 
@@ -252,14 +275,15 @@ class MediaPipe68(TorchLandmarkModel):
         self.passes = int(passes)
         self.head_fitted = True
         if isinstance(head, MeshTo68Head):
-            head_module = head
+            self.net = MediaPipe68Net(load_facemesh(mesh), head)
         elif head is not None:
-            head_module = load_head(head)[0]
+            self.net = load_network(head, mesh)
         elif DEFAULT_HEAD_PATH.is_file():
-            head_module = load_head(DEFAULT_HEAD_PATH)[0]
+            self.net = MediaPipe68Net(load_facemesh(mesh), load_head(DEFAULT_HEAD_PATH)[0])
         else:
-            head_module, self.head_fitted = MeshTo68Head(), False
-        self.net = MediaPipe68Net(load_facemesh(mesh), head_module).eval()
+            self.net = MediaPipe68Net(load_facemesh(mesh), MeshTo68Head())
+            self.head_fitted = False
+        self.net.eval()
         # The face-presence head is not on the points' path: frozen, so that every trainable
         # parameter gets a gradient from forward_points.
         self.net.mesh.score_head.requires_grad_(False)
@@ -273,6 +297,15 @@ class MediaPipe68(TorchLandmarkModel):
             extras=("face_score",),
             licence=LICENCE,
         )
+
+    def save(self, path: str | Path, **metadata: str) -> Path:
+        """Save the whole network (face mesh + head, float32) as a weights file.
+
+        ``create_model("mediapipe-68", weights=path)`` loads it (see :func:`load_network`).
+        """
+        metadata.setdefault("licence", LICENCE)
+        config = {"family": "mediapipe-68", "model": self.config.to_dict()}
+        return save_weights(path, self.net.state_dict(), config, **metadata)
 
     def forward_points(self, x: torch.Tensor) -> torch.Tensor:
         """Training view: ``(N, 3, 192, 192)`` crops in [0, 1] → ``(N, 68, 3)`` crop pixels.
@@ -607,7 +640,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def mediapipe_68(weights: str | None = None, **cfg: Any) -> MediaPipe68:
-    """MediaPipe face mesh + learned 468 → 68 head (``weights``: a head file, optional).
+    """MediaPipe face mesh + learned 468 → 68 head.
+
+    ``weights``: a head file or a whole fine-tuned network (``None``: the shipped head).
 
     Options: ``mesh`` (face mesh weights file), ``recrop_scale``, ``passes``.
     """

@@ -67,6 +67,10 @@ class SynthConfig:
         size: side of the rendered views in pixels.
         crop_size: side of the aligned source crop the head is built from.
         rig: ``paper`` (the paper's camera path), ``grid`` (yaw x pitch grid) or ``random``.
+        max_yaw_deg: the ``grid`` and ``random`` rigs span yaw in ``[-max_yaw_deg,
+            max_yaw_deg]`` degrees (the paper rig is fixed at about ±45°; profile views need
+            more).
+        max_pitch_deg: likewise for pitch (``random``; ``grid`` uses two thirds of it).
         backend: registered head backend.
         image_format: ``jpg`` or ``png``.
         quality: JPEG quality.
@@ -89,6 +93,8 @@ class SynthConfig:
     size: int = 256
     crop_size: int = 512
     rig: RigName = "paper"
+    max_yaw_deg: float = 45.0
+    max_pitch_deg: float = 30.0
     backend: str = "mesh"
     image_format: str = "jpg"
     quality: int = 95
@@ -108,6 +114,11 @@ class SynthConfig:
             (self.size >= 16, f"size must be >= 16, got {self.size}"),
             (self.crop_size >= 64, f"crop_size must be >= 64, got {self.crop_size}"),
             (self.rig in RIGS, f"rig must be one of {RIGS}, got {self.rig!r}"),
+            (0 <= self.max_yaw_deg <= 90, f"max_yaw_deg must be in 0..90, got {self.max_yaw_deg}"),
+            (
+                0 <= self.max_pitch_deg <= 60,
+                f"max_pitch_deg must be in 0..60, got {self.max_pitch_deg}",
+            ),
             (self.image_format in ("jpg", "png"), "image_format must be jpg or png"),
             (1 <= self.quality <= 100, f"quality must be in 1..100, got {self.quality}"),
             (self.limit is None or self.limit >= 1, f"limit must be >= 1, got {self.limit}"),
@@ -303,14 +314,17 @@ def align_crop(
 def rig_cameras(cfg: SynthConfig) -> np.ndarray:
     """``(V, 25)`` float64 EG3D labels of the job's rig."""
     if cfg.rig == "paper":
-        cam2world = paper_rig(cfg.views)
-    elif cfg.rig == "random":
-        cam2world = random_rig(cfg.views, seed=cfg.seed)
+        return rig_labels(paper_rig(cfg.views).to(torch.float64)).numpy()
+    max_yaw, max_pitch = math.radians(cfg.max_yaw_deg), math.radians(cfg.max_pitch_deg)
+    if cfg.rig == "random":
+        yaw_range, pitch_range = (-max_yaw, max_yaw), (-max_pitch, max_pitch)
+        cam2world = random_rig(cfg.views, yaw_range, pitch_range, seed=cfg.seed)
     else:  # a near-square yaw x pitch grid of exactly `views` cameras is not always possible
         n_pitch = max(1, round(math.sqrt(cfg.views / 3)))
         n_yaw = math.ceil(cfg.views / n_pitch)
-        yaws = np.linspace(-math.pi / 4, math.pi / 4, n_yaw)
-        pitches = np.linspace(-math.pi / 9, math.pi / 9, n_pitch) if n_pitch > 1 else [0.0]
+        yaws = np.linspace(-max_yaw, max_yaw, n_yaw)
+        grid_pitch = max_pitch * 2 / 3
+        pitches = np.linspace(-grid_pitch, grid_pitch, n_pitch) if n_pitch > 1 else [0.0]
         cam2world = grid_rig(yaws, pitches)[: cfg.views]
     return rig_labels(cam2world.to(torch.float64)).numpy()
 

@@ -1,0 +1,309 @@
+"""Accuracy of every available model on every benchmark present in the shared data folder.
+
+One run evaluates each model (:func:`mvface.bench.inference.resolve_models`; names that are the
+same weights under another name are evaluated once) on each data set of :data:`ACCURACY_SETS`
+whose folder exists, with :func:`mvface.eval.runner.evaluate` under the data set's protocol:
+
+* AFLW2000-3D dev half, 3DDFA protocol: 2D NME / sqrt(w·h) of the ground-truth box (percent)
+  per |yaw| bin [0,30], (30,60], (60,90] (``AFLW2000-3D.pose.npy``), their mean ("balanced"),
+  the plain mean, AUC and failure rate at 7 %;
+* 300-W HELEN test (``.pts``): NME / outer-eye-corner distance (percent), AUC and failure rate
+  at 8 %.
+
+Every model gets the same crop: the tight box of the ground-truth 68 points, mapped by the
+model's own crop policy (``crop="gt"``). Each evaluation's report folder (``metrics.json``,
+``per_image.csv``, ``predictions.npy``, ``ced.png``) goes to ``OUT/<model>-<set>/``, and one CED
+plot per data set with every model's curve to ``OUT/ced-<set>.png``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mvface.bench.inference import (
+    ModelSpec,
+    default_shared_root,
+    default_weights,
+    resolve_models,
+    weights_key,
+)
+from mvface.bench.machine import MachineInfo, machine_info
+from mvface.bench.report import fmt, markdown_table, ratio, run_heading
+from mvface.errors import NotAvailableError
+from mvface.eval.plots import plot_ced
+from mvface.eval.protocols import YAW_BINS, ProtocolResult
+from mvface.eval.report import write_report
+from mvface.eval.runner import EvalConfig, evaluate
+from mvface.models.trainable import TorchLandmarkModel
+
+__all__ = [
+    "ACCURACY_SETS",
+    "PEER",
+    "AccuracyConfig",
+    "AccuracyResult",
+    "AccuracySet",
+    "accuracy_markdown",
+    "model_specs",
+    "print_summary",
+    "run_accuracy_bench",
+]
+
+#: The peer every model's NME is divided by in the table (the strongest peer).
+PEER = "3ddfa-v2"
+
+
+@dataclass(frozen=True)
+class AccuracySet:
+    """A benchmark: short key, ``mvface eval`` dataset name, folder below the shared root."""
+
+    key: str
+    dataset: str
+    subpath: str
+    label: str
+
+
+#: The benchmarks the accuracy run looks for in the shared folder.
+ACCURACY_SETS = (
+    AccuracySet(
+        "aflw2000-3d",
+        "aflw2000-3d",
+        "data/aflw2000_3d_dev",
+        "AFLW2000-3D dev half (3DDFA protocol)",
+    ),
+    AccuracySet("300w-helen", "300w", "data/300w/helen_testset", "300-W HELEN test"),
+)
+
+
+@dataclass
+class AccuracyConfig:
+    """Settings of one accuracy run.
+
+    Attributes:
+        models: models to evaluate (``None``: every registered model that can be created;
+            ``mvnet`` only with weights, since a random network has no accuracy to report).
+        shared: the shared folder holding ``data/`` (and ``models/3ddfa_v2``).
+        out: folder for the report folders and CED plots.
+        limit: evaluate only the first N faces of each set (``None``: all).
+        sets: keys of :data:`ACCURACY_SETS` to use (``None``: every one present).
+    """
+
+    models: list[ModelSpec] | None = None
+    shared: Path = field(default_factory=default_shared_root)
+    out: Path = Path("out/bench-accuracy")
+    limit: int | None = None
+    sets: tuple[str, ...] | None = None
+
+
+@dataclass
+class AccuracyResult:
+    """Scores of every (model, set) pair evaluated.
+
+    Attributes:
+        results: ``(model, set key)`` -> protocol result.
+        ms_per_face: ``(model, set key)`` -> model time per face (ms, inside ``evaluate``).
+        skipped: ``(model, set key)`` -> faces the evaluation could not use.
+        sets: the benchmarks present, in order.
+        models: model names evaluated, in order.
+        left_out: model or set -> why it was not evaluated.
+        plots: set key -> combined CED plot.
+        machine: where it ran.
+        seconds: total time.
+    """
+
+    results: dict[tuple[str, str], ProtocolResult]
+    ms_per_face: dict[tuple[str, str], float]
+    skipped: dict[tuple[str, str], int]
+    sets: list[AccuracySet]
+    models: list[str]
+    left_out: dict[str, str]
+    plots: dict[str, Path]
+    machine: MachineInfo
+    config: AccuracyConfig
+    seconds: float = 0.0
+
+
+def run_accuracy_bench(cfg: AccuracyConfig, log: Callable[[str], None] = print) -> AccuracyResult:
+    """Evaluate every model on every benchmark present (see the module docstring).
+
+    Raises:
+        NotAvailableError: no benchmark folder or no model is available.
+    """
+    started = time.perf_counter()
+    machine = machine_info()
+    left_out: dict[str, str] = {}
+    sets = []
+    for s in ACCURACY_SETS:
+        if cfg.sets is not None and s.key not in cfg.sets:
+            continue
+        if (cfg.shared / s.subpath).is_dir():
+            sets.append(s)
+        else:
+            left_out[s.key] = f"folder {cfg.shared / s.subpath} not found"
+    if not sets:
+        raise NotAvailableError(
+            f"no benchmark data found below {cfg.shared} (looked for "
+            + ", ".join(s.subpath for s in ACCURACY_SETS)
+            + ")"
+        )
+    models, dropped = resolve_models(cfg.models, cfg.shared, key=weights_key)
+    left_out.update(dropped)
+    for name, model in list(models.items()):
+        if isinstance(model, TorchLandmarkModel) and model.net.training:
+            left_out[name] = "no weights given (random initialization): not evaluated"  # mvnet
+            del models[name]
+    if not models:
+        why = "; ".join(f"{k}: {v}" for k, v in left_out.items())
+        raise NotAvailableError(f"no model to evaluate ({why})")
+    for name, why in left_out.items():
+        log(f"  {name}: {why}")
+
+    results: dict[tuple[str, str], ProtocolResult] = {}
+    ms: dict[tuple[str, str], float] = {}
+    skipped: dict[tuple[str, str], int] = {}
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    for s in sets:
+        for name, model in models.items():
+            t0 = time.perf_counter()
+            ecfg = EvalConfig(
+                dataset=s.dataset,
+                root=cfg.shared / s.subpath,
+                model=name,
+                weights=default_weights(name, cfg.shared),
+                limit=cfg.limit,
+                crop="gt",
+            )
+            report = evaluate(ecfg, model=model, progress=False)
+            write_report(report, cfg.out / f"{name}-{s.key}")
+            results[(name, s.key)] = report.result
+            ms[(name, s.key)] = float(report.extras["ms_per_face"])
+            skipped[(name, s.key)] = len(report.extras["skipped"])
+            log(
+                f"  {name} on {s.key}: {report.n} faces, NME {report.result.nme_mean:.3f} %, "
+                f"{time.perf_counter() - t0:.0f} s"
+            )
+    plots = {}
+    for s in sets:
+        curves = {m: results[(m, s.key)].per_image for m in models if (m, s.key) in results}
+        threshold = next(iter(results[(m, s.key)] for m in models)).threshold
+        plots[s.key] = plot_ced(
+            curves,
+            cfg.out / f"ced-{s.key}.png",
+            max_threshold=max(10.0, 2 * threshold),
+            auc_threshold=threshold,
+            title=f"{s.label}, ground-truth box crop",
+        )
+    return AccuracyResult(
+        results=results,
+        ms_per_face=ms,
+        skipped=skipped,
+        sets=sets,
+        models=list(models),
+        left_out=left_out,
+        plots=plots,
+        machine=machine,
+        config=cfg,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _row(result: AccuracyResult, model: str) -> list[str]:
+    cells: list[str] = [model]
+    peer = PEER if PEER in result.models else None
+    for s in result.sets:
+        r = result.results.get((model, s.key))
+        p = result.results.get((peer, s.key)) if peer else None
+        if r is None:
+            cells += ["n/a"] * (8 if s.dataset == "aflw2000-3d" else 4)
+            continue
+        if r.nme_bins is not None:
+            cells += [fmt(r.nme_bins[b], 3) for b, _, _ in YAW_BINS]
+            cells += [fmt(r.nme_balanced, 3), fmt(r.nme_mean, 3)]
+            headline, peer_headline = r.nme_balanced, (p.nme_balanced if p else None)
+        else:
+            cells += [fmt(r.nme_mean, 3)]
+            headline, peer_headline = r.nme_mean, (p.nme_mean if p else None)
+        cells += [fmt(r.auc, 4), fmt(100 * r.failure_rate, 1)]
+        cells += [fmt(ratio(headline, peer_headline))]
+    speeds = [result.ms_per_face[k] for k in result.ms_per_face if k[0] == model]
+    cells.append(fmt(sum(speeds) / len(speeds), 1) if speeds else "n/a")
+    return cells
+
+
+def _headers(result: AccuracyResult) -> list[str]:
+    headers = ["model"]
+    for s in result.sets:
+        r = next(v for k, v in result.results.items() if k[1] == s.key)
+        t = f"{r.threshold:g}"
+        if r.nme_bins is not None:
+            short = "AFLW"
+            headers += [f"{short} {b}" for b, _, _ in YAW_BINS]
+            headers += [f"{short} balanced", f"{short} mean"]
+            headers += [f"{short} AUC@{t}%", f"{short} FR@{t}% (%)", f"{short} balanced ÷ {PEER}"]
+        else:
+            short = "300-W HELEN" if s.key == "300w-helen" else s.key
+            headers += [f"{short} NME", f"{short} AUC@{t}%", f"{short} FR@{t}% (%)"]
+            headers += [f"{short} ÷ {PEER}"]
+    headers.append("ms/face (in eval, 1 process)")
+    return headers
+
+
+def accuracy_markdown(result: AccuracyResult, command: str, link_base: Path | None = None) -> str:
+    """The run as a markdown section: one row per model, then the plots and notes.
+
+    Args:
+        result: the run.
+        command: the command line that produced it.
+        link_base: folder the markdown file lives in (plot links are made relative to it).
+    """
+    lines = [
+        run_heading("Accuracy", command, result.machine.describe()),
+        "NME in percent, every model cropped from the ground-truth landmark box through its own "
+        "crop policy. AFLW2000-3D: 3DDFA protocol (2D NME / sqrt(w·h) of the ground-truth box, "
+        "|yaw| bins from `AFLW2000-3D.pose.npy`, original ground truth; balanced = mean of the "
+        "three bin means). 300-W HELEN test: NME / outer-eye-corner distance. AUC and failure "
+        f"rate (FR) at the protocol's threshold. Ratios: the headline NME divided by {PEER}'s, "
+        "evaluated in the same run (< 1: better than the peer).",
+        "",
+    ]
+    counts = []
+    for s in result.sets:
+        n = {result.results[(m, s.key)].n for m in result.models if (m, s.key) in result.results}
+        counts.append(f"{s.label}: {', '.join(str(v) for v in sorted(n))} faces")
+    lines += ["; ".join(counts) + ".", ""]
+    lines.append(markdown_table(_headers(result), [_row(result, m) for m in result.models]))
+    plot_links = []
+    for key, path in result.plots.items():
+        shown = path
+        if link_base is not None:
+            try:
+                shown = path.resolve().relative_to(link_base.resolve())
+            except ValueError:
+                shown = path
+        plot_links.append(f"`{shown}` ({key})")
+    lines += [
+        f"CED plots (all models): {', '.join(plot_links)}; per-run reports (metrics.json, "
+        f"per_image.csv, predictions.npy, ced.png) in `{result.config.out}/<model>-<set>/`.",
+        "",
+    ]
+    notes = [f"- `{k}`: {v}" for k, v in result.left_out.items()]
+    skipped = {k: v for k, v in result.skipped.items() if v}
+    notes += [f"- `{m}` on {s}: {v} faces skipped" for (m, s), v in skipped.items()]
+    notes.append(f"- Total benchmark time {result.seconds:.0f} s.")
+    lines += ["Notes:", "", *notes]
+    return "\n".join(lines) + "\n"
+
+
+def print_summary(result: AccuracyResult, log: Callable[[str], None] = print) -> None:
+    """Plain-text lines of the table."""
+    log(f"machine: {result.machine.describe()}")
+    headers = _headers(result)
+    for m in result.models:
+        log("  " + "; ".join(f"{h}: {c}" for h, c in zip(headers, _row(result, m), strict=True)))
+
+
+def model_specs(names: Sequence[str]) -> list[ModelSpec] | None:
+    """Parse ``NAME[=WEIGHTS]`` strings (empty: ``None``, every registered model)."""
+    return [ModelSpec.parse(n) for n in names] or None

@@ -1,0 +1,43 @@
+"""The two models shipped as mvface's defaults: ``default`` (base) and ``default+`` (plug-in).
+
+* ``default``: ``mediapipe-68`` as shipped — MediaPipe's face mesh network converted to PyTorch
+  with the 468 → 68 head fitted on 300-W AFW (``docs/models/mediapipe-68.md``).
+* ``default+``: the same network fine-tuned end to end with the multiview-consistency plug-in
+  on synthetic multiview heads made from 300-W AFW (``docs/models/default-plus.md``; recipe in
+  ``configs/default-plus.yaml``).
+
+Both load from files inside the package, with no download.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from mvface.errors import NotAvailableError
+from mvface.models._registry import register_model
+from mvface.models.mediapipe_68 import MediaPipe68, mediapipe_68
+
+#: Weights of ``default+`` (face mesh + head, float32), written by ``mvface finetune``.
+DEFAULT_PLUS_PATH = Path(__file__).resolve().parent / "weights" / "default_plus.safetensors"
+
+
+def _renamed(model: MediaPipe68, name: str) -> MediaPipe68:
+    model.config = dataclasses.replace(model.config, name=name)
+    return model
+
+
+@register_model("default")
+def default(weights: str | None = None, **cfg: Any) -> MediaPipe68:
+    """The base model: ``mediapipe-68`` with its shipped head (options as ``mediapipe-68``)."""
+    return _renamed(mediapipe_68(weights, **cfg), "default")
+
+
+@register_model("default+")
+def default_plus(weights: str | None = None, **cfg: Any) -> MediaPipe68:
+    """``default`` fine-tuned with the plug-in (``weights``: another fine-tune to load instead)."""
+    path = Path(weights) if weights is not None else DEFAULT_PLUS_PATH
+    if not path.is_file():
+        raise NotAvailableError(f"{path}: default+ weights not found (see docs/models)")
+    return _renamed(mediapipe_68(str(path), **cfg), "default+")
