@@ -473,8 +473,9 @@ def main() -> None:
     print(f"\ntotal benchmark time: {total:.0f} s")
     md += [f"Total benchmark time: {total:.0f} s.", "", ""]
     if args.markdown:
-        with open(args.markdown, "a") as f:
-            f.write("\n".join(md))
+        from mvface.bench.report import append_markdown  # atomic, locked
+
+        append_markdown(args.markdown, "\n".join(md))
         print(f"appended to {args.markdown}")
 
 

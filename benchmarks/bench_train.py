@@ -27,13 +27,13 @@ Usage::
 
     python benchmarks/bench_train.py                       # mvnet at its default 128 px
     python benchmarks/bench_train.py --options '{"input_size": 256}' --repeats 5
+    python benchmarks/bench_train.py --markdown BENCHMARKS.md   # append the table
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import statistics
 import subprocess
@@ -44,6 +44,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from mvface.bench.machine import cpu_model, describe_machine
+from mvface.bench.report import append_markdown, markdown_table, run_heading
 from mvface.geometry._checks import value_checks_disabled
 from mvface.geometry.cameras import eg3d_intrinsics, look_at
 from mvface.models import create_model
@@ -215,6 +217,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (timing only)")
     parser.add_argument("--data-ms", action="store_true", help="also time the cropping")
+    parser.add_argument("--markdown", default="", help="append the result table to this file")
     parser.add_argument("--child-memory", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
@@ -223,11 +226,12 @@ def main() -> None:
         peak_memory_child(args)
         return
 
-    where = torch.cuda.get_device_name() if args.device == "cuda" else platform.machine()
+    where = torch.cuda.get_device_name() if args.device == "cuda" else cpu_model()
     print(
         f"device: {args.device} ({where}), torch {torch.__version__}, "
         f"{torch.get_num_threads()} CPU threads, model {args.model} {args.options}"
     )
+    print(f"machine: {describe_machine()}")
     memory = None
     if args.device == "cpu":
         child = [sys.executable, __file__, "--child-memory", *sys.argv[1:]]
@@ -253,10 +257,54 @@ def main() -> None:
         print(
             f"peak CUDA memory allocated                        : {timing['cuda_peak_gib']:.2f} GiB"
         )
+    crop_ms = None
     if args.data_ms:
-        ms = data_ms(args)
+        crop_ms = data_ms(args)
         what = f"cropping {args.identities} x {args.views} views from {VIEW} px"
-        print(f"{what:<50}: {ms:.0f} ms")
+        print(f"{what:<50}: {crop_ms:.0f} ms")
+    if args.markdown:
+        write_markdown(args, timing, memory, crop_ms)
+        print(f"appended to {args.markdown}")
+
+
+def write_markdown(
+    args: argparse.Namespace,
+    timing: dict[str, Any],
+    memory: dict[str, Any] | None,
+    crop_ms: float | None,
+) -> None:
+    """Append this run's table (images/s, ratio to the base step, peak memory) to a file."""
+    rows = []
+    for name, label in (("base", "base (per-image L1)"), ("plugin", "with the plug-in terms")):
+        ms = timing[name]
+        rows.append([label, f"{ms:.2f}", f"{1000 / ms:.1f}", f"{ms / timing['base']:.3f}"])
+    where = torch.cuda.get_device_name() if args.device == "cuda" else "CPU"
+    lines = [
+        run_heading(
+            "Training cost of the plug-in",
+            "python benchmarks/bench_train.py " + " ".join(sys.argv[1:]),
+            describe_machine(),
+        ),
+        f"{where}, {torch.get_num_threads()} torch threads; model {args.model} {args.options}; "
+        f"one step = {timing['shape']} ({timing['images_per_step']} images), forward + backward "
+        f"+ AdamW; medians of {args.repeats} interleaved steps after {args.warmup} warm-up.",
+        "",
+        markdown_table(["step", "ms / image", "images / s", "÷ base (goal <= 1.15)"], rows),
+        f"Plug-in loss alone (forward + backward): {timing['loss_only_ms_per_step']:.1f} ms "
+        "per step.",
+    ]
+    if memory is not None:
+        lines.append(
+            f"Peak RSS of one CPU plug-in step: {memory['peak_mib'] / 1024:.2f} GiB (before the "
+            f"step {memory['peak_before_step_mib'] / 1024:.2f} GiB; goal <= 8 GB)."
+        )
+    if "cuda_peak_gib" in timing:
+        lines.append(f"Peak CUDA memory allocated: {timing['cuda_peak_gib']:.2f} GiB.")
+    if crop_ms is not None:
+        lines.append(
+            f"Cropping {args.identities} x {args.views} views from {VIEW} px: {crop_ms:.0f} ms."
+        )
+    append_markdown(args.markdown, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,31 @@
+"""Inference speed of every landmark model, PyTorch eager vs ONNX Runtime, peers alongside.
+
+Thin wrapper of ``mvface bench inference`` (:mod:`mvface.bench.inference` documents what is
+measured and how); the table is appended to the repository's ``BENCHMARKS.md`` unless
+``--markdown FILE`` or ``--no-markdown`` is given.
+
+Usage::
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_inference.py                 # every model, 200 calls
+    python benchmarks/bench_inference.py --model mediapipe-68 --model dlib-68 --repeats 50
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from mvface.cli.bench_cmd import app
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main(argv: list[str]) -> None:
+    """Run ``mvface bench inference``, appending to the repository's BENCHMARKS.md by default."""
+    if "--markdown" not in argv and "--no-markdown" not in argv:
+        argv = [*argv, "--markdown", str(REPO / "BENCHMARKS.md")]
+    app(["inference", *argv], prog_name="bench_inference.py")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
