@@ -34,10 +34,19 @@ def default(weights: str | None = None, **cfg: Any) -> MediaPipe68:
     return _renamed(mediapipe_68(weights, **cfg), "default")
 
 
+#: Network passes of ``default+``: fine-tuning trains on the first pass's upright crops, and one
+#: pass beats the tracked re-crop for the fine-tuned network (docs/models/default-plus.md).
+DEFAULT_PLUS_PASSES = 1
+
+
 @register_model("default+")
 def default_plus(weights: str | None = None, **cfg: Any) -> MediaPipe68:
-    """``default`` fine-tuned with the plug-in (``weights``: another fine-tune to load instead)."""
+    """``default`` fine-tuned with the plug-in (``weights``: another fine-tune to load instead).
+
+    Options as ``mediapipe-68``; ``passes`` defaults to :data:`DEFAULT_PLUS_PASSES`.
+    """
     path = Path(weights) if weights is not None else DEFAULT_PLUS_PATH
     if not path.is_file():
         raise NotAvailableError(f"{path}: default+ weights not found (see docs/models)")
+    cfg.setdefault("passes", DEFAULT_PLUS_PASSES)
     return _renamed(mediapipe_68(str(path), **cfg), "default+")

@@ -3,7 +3,7 @@
 >>> from mvface.data.readers import list_readers, read_dataset
 >>> list_readers()  # doctest: +NORMALIZE_WHITESPACE
 ['300w-lp', 'aflw2000-3d', 'coco-face68', 'coco-wholebody', 'dad3dheads', 'dlib-xml',
- 'folder', 'mvface-synthetic', 'pts']
+ 'folder', 'list', 'mvface-synthetic', 'pts']
 
 ``read_dataset(name, root, limit=None)`` returns a :class:`~mvface.data.record.Dataset`.
 Every reader gives landmarks in 0-based pixel coordinates (pixel centres at integers) of the
@@ -19,6 +19,7 @@ from mvface.data.readers import (  # noqa: F401
     dad3dheads,
     dlib_xml,
     folder,
+    image_list,
     lp300w,
     pts,
     synthetic,
