@@ -384,3 +384,21 @@ def test_defaults_are_registered() -> None:
     x = torch.rand(1, 3, 192, 192)
     assert torch.equal(base.forward_points(x), create_model("mediapipe-68").forward_points(x))
     assert {"default", "default+"} <= set(list_models())
+
+
+def test_mesh_pose_recovers_a_known_rotation() -> None:
+    from mvface.geometry.rotations import euler_to_rotation
+    from mvface.models.mediapipe_68 import mesh_pose
+
+    angles = np.array([[0.2, -0.6, 0.1], [-0.1, 0.9, -0.3], [0.0, 0.0, 0.0]])
+    R = euler_to_rotation(torch.from_numpy(angles)).numpy()
+    model = np.zeros((468, 3))  # model space: x to the subject's left, y up, z out of the face
+    model[33], model[263], model[10], model[152] = (
+        (-1, 0, 0),
+        (1, 0, 0),
+        (0, 1.3, 0.1),
+        (0, -1, 0.1),
+    )
+    y_up = np.einsum("nij,vj->nvi", R, model) * 50 + 200
+    image = y_up * np.array([1.0, -1.0, 1.0])  # image pixels: y down
+    np.testing.assert_allclose(mesh_pose(image), angles, atol=1e-9)

@@ -198,6 +198,37 @@ def load_network(path: str | Path, mesh: str | Path | None = None) -> MediaPipe6
     return net
 
 
+#: Mesh vertices of the forehead top and the chin: the face's vertical axis for the head pose.
+MESH_FOREHEAD_CHIN = (10, 152)
+
+
+def mesh_pose(mesh: np.ndarray) -> np.ndarray:
+    """Head pose from the 3D face mesh, in the AFLW2000-3D ``Pose_Para`` convention.
+
+    The head's x axis is the line between the outer eye corners (subject's right → left), its y
+    axis the chin → forehead line made orthogonal to it, z their cross product; their directions
+    in the image's y-up frame are the columns of ``R`` (:mod:`mvface.geometry.rotations`).
+
+    Args:
+        mesh: ``(N, 468, 3)`` vertices in image pixels (x right, y down, z towards the camera).
+
+    Returns:
+        ``(N, 3)`` ``[pitch, yaw, roll]`` radians.
+    """
+    from mvface.geometry.rotations import rotation_to_euler
+
+    m = np.asarray(mesh, np.float64) * np.array([1.0, -1.0, 1.0])  # y up
+    right, left = MESH_OUTER_EYE_CORNERS
+    top, chin = MESH_FOREHEAD_CHIN
+    ex = m[:, left] - m[:, right]
+    ex /= np.linalg.norm(ex, axis=-1, keepdims=True)
+    ey = m[:, top] - m[:, chin]
+    ey -= (ey * ex).sum(-1, keepdims=True) * ex
+    ey /= np.linalg.norm(ey, axis=-1, keepdims=True)
+    R = np.stack([ex, ey, np.cross(ex, ey)], axis=-1)
+    return rotation_to_euler(torch.from_numpy(R)).numpy()
+
+
 def eye_angles(mesh_xy: np.ndarray) -> np.ndarray:
     """In-plane tilt of each face from the mesh's outer eye corners.
 
@@ -388,13 +419,16 @@ class MediaPipe68(TorchLandmarkModel):
         # the re-crop (uint8 crops, cv2's 1/32-pixel sampling grid) turns that into ~0.003 px.
         # One face per call keeps a face's points independent of its batch (and one crop per
         # call is not slower on CPU).
-        points, face_score = [], []
+        points, meshes, face_score = [], [], []
         for i, image in enumerate(images):
-            p, _, s = self.predict_mesh([image], crop_boxes[i : i + 1])
+            p, mesh, s = self.predict_mesh([image], crop_boxes[i : i + 1])
             points.append(p)
+            meshes.append(mesh)
             face_score.append(s)
         return Landmarks(
-            points=np.concatenate(points), extras={"face_score": np.concatenate(face_score)}
+            points=np.concatenate(points),
+            pose=mesh_pose(np.concatenate(meshes)),
+            extras={"face_score": np.concatenate(face_score)},
         )
 
 
