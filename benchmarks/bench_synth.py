@@ -58,20 +58,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from mvface.bench.machine import cpu_model
+
 SHARED = Path(__file__).resolve().parents[2] / "shared"
-if not SHARED.is_dir():
-    SHARED = Path("/work/shared")
-
-
-def cpu_model() -> str:
-    """The CPU model name (``/proc/cpuinfo``), else ``platform.processor()``."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 # -- 1: speed and memory -----------------------------------------------------------------------

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mvface.cli._common import EXIT_SOME_FAILED, console, handle_errors
-from mvface.cli.demo_cmd import MODELS_HELP, print_skipped, progress_bar
+from mvface.cli._common import console, handle_errors
+from mvface.cli.demo_cmd import MODELS_HELP, exit_on_failures, print_skipped, run_with_progress
 from mvface.demo import CompareConfig, run_compare
 
 
@@ -43,13 +43,7 @@ def compare_command(
         detector=detector,
         cell_size=cell_size,
     )
-    with progress_bar(quiet) as bar:
-        task = bar.add_task("loading models", total=None)
-
-        def update(done: int, total: int, what: str) -> None:
-            bar.update(task, completed=done, total=total or None, description=what)
-
-        result = run_compare(cfg, progress=update)
+    result = run_with_progress(run_compare, cfg, quiet)
     print_skipped(result.skipped_models)
     labels = [s.label for s in result.models]
     table = Table(title="NME % (sqrt(w*h) of the ground truth's box)")
@@ -66,7 +60,4 @@ def compare_command(
         f"(+ {result.report.name}), {result.seconds:.1f} s",
         highlight=False,
     )
-    for line in result.failed:
-        console.print(f"  failed: {line}", highlight=False, soft_wrap=True)
-    if result.failed:
-        raise typer.Exit(EXIT_SOME_FAILED)
+    exit_on_failures(result.failed)

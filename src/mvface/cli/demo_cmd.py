@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -13,26 +14,42 @@ from mvface.cli._common import EXIT_SOME_FAILED, console, handle_errors
 from mvface.demo import DEMO_MODELS, DemoConfig, run_demo
 from mvface.demo.models import ModelSpec
 
+R = TypeVar("R")
+
 MODELS_HELP = (
     "Comma-separated entries: FAMILY, FAMILY:WEIGHTS, FAMILY=WEIGHTS, LABEL=FAMILY[:WEIGHTS]."
 )
 
 
-def progress_bar(quiet: bool) -> Progress:
-    """The rich progress bar of ``demo`` and ``compare`` (on stderr)."""
+def run_with_progress(run: Callable[..., R], cfg: Any, quiet: bool) -> R:
+    """``run(cfg, progress=...)`` under the rich progress bar of ``demo`` and ``compare``."""
     columns = (
         TextColumn("{task.description:<28.28}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    return Progress(*columns, console=console, disable=quiet, transient=True)
+    with Progress(*columns, console=console, disable=quiet, transient=True) as bar:
+        task = bar.add_task("loading models", total=None)
+
+        def update(done: int, total: int, what: str) -> None:
+            bar.update(task, completed=done, total=total or None, description=what)
+
+        return run(cfg, progress=update)
 
 
 def print_skipped(skipped: list[tuple[ModelSpec, str]]) -> None:
     """One line per model that could not be loaded."""
     for spec, reason in skipped:
         console.print(f"  skipped model {spec.label}: {reason}", highlight=False, soft_wrap=True)
+
+
+def exit_on_failures(failed: list[str]) -> None:
+    """List the images that failed, one line each, and exit 1 if there were any."""
+    for line in failed:
+        console.print(f"  failed: {line}", highlight=False, soft_wrap=True)
+    if failed:
+        raise typer.Exit(EXIT_SOME_FAILED)
 
 
 @handle_errors
@@ -66,13 +83,7 @@ def demo_command(
         max_yaw_deg=max_yaw,
         detector=detector,
     )
-    with progress_bar(quiet) as bar:
-        task = bar.add_task("loading models", total=None)
-
-        def update(done: int, total: int, what: str) -> None:
-            bar.update(task, completed=done, total=total or None, description=what)
-
-        result = run_demo(cfg, progress=update)
+    result = run_with_progress(run_demo, cfg, quiet)
     print_skipped(result.skipped_models)
     table = Table(title=f"mvface demo: {len(result.images)} images, {result.seconds:.1f} s")
     table.add_column("model")
@@ -85,7 +96,4 @@ def demo_command(
         table.add_row(spec.label, "-" if nme is None else f"{nme:.2f}", mean_ms)
     console.print(table)
     console.print(f"drawings, overview.jpg and results.json in {cfg.output}", highlight=False)
-    for line in result.failed:
-        console.print(f"  failed: {line}", highlight=False, soft_wrap=True)
-    if result.failed:
-        raise typer.Exit(EXIT_SOME_FAILED)
+    exit_on_failures(result.failed)
