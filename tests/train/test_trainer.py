@@ -13,7 +13,7 @@ from mvface.errors import BadInputError
 from mvface.models import create_model
 from mvface.models._weights import load_weights
 from mvface.train.config import ConfigError, TrainConfig
-from mvface.train.trainer import SafeCheckpointIO, read_checkpoint, run
+from mvface.train.trainer import SafeCheckpointIO, export_checkpoint, read_checkpoint, run
 
 
 class LossRecorder(pl.Callback):
@@ -190,6 +190,27 @@ def test_validation_best_weights_and_early_stopping(
     _, _, meta = load_weights(cfg_out / "model.safetensors")
     assert meta["training_step"] == "2" and meta["training_monitor"] == "val/consistency"
     assert float(meta["training_score"]) == pytest.approx(result.best_score)
+
+
+def test_export_checkpoint_equals_the_runs_own_export(
+    make_config: Callable[..., TrainConfig], tmp_path: Path
+) -> None:
+    cfg = make_config()  # 4 steps, checkpoints at 2 and 4, no validation: exports the last
+    result = run(cfg)
+    out = Path(cfg.train.out)
+    path = export_checkpoint(out / "checkpoints" / "step=00000004.ckpt", tmp_path / "w.safetensors")
+    tensors, config, meta = load_weights(path)
+    own_tensors, own_config, own_meta = load_weights(result.weights)
+    assert tensors.keys() == own_tensors.keys()
+    assert all(torch.equal(tensors[k], own_tensors[k]) for k in tensors)
+    assert config == own_config and meta["training_step"] == own_meta["training_step"] == "4"
+    assert meta["training_recipe"] == own_meta["training_recipe"]
+    earlier = export_checkpoint(out / "checkpoints" / "step=00000002.ckpt", tmp_path / "e.st")
+    assert load_weights(earlier)[2]["training_step"] == "2"
+    with pytest.raises(BadInputError, match="no recipe"):
+        bare = tmp_path / "bare.ckpt"
+        torch.save({"state_dict": {}}, bare)
+        export_checkpoint(bare, tmp_path / "x.safetensors")
 
 
 @requires_shared("data/aflw2000_3d_dev")

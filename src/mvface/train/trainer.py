@@ -197,6 +197,36 @@ def export_weights(model: TorchLandmarkModel, path: str | Path, **metadata: str)
     return save_weights(path, tensors, config or None, **meta)
 
 
+def export_checkpoint(checkpoint: str | Path, path: str | Path) -> Path:
+    """Export the weights of one training checkpoint like the run's own export.
+
+    For choosing among the kept checkpoints by another measure than the run's monitor (e.g. a
+    different inference setting). The recipe saved in the checkpoint rebuilds the model, whose
+    network takes the checkpoint's weights; the metadata records the recipe and the step.
+
+    Raises:
+        BadInputError: an unreadable or unsafe checkpoint, or one without mvface's recipe.
+    """
+    data = read_checkpoint(checkpoint)
+    entry = data.get(CHECKPOINT_KEY)
+    if not isinstance(entry, dict) or "config" not in entry:
+        raise BadInputError(checkpoint, "not an mvface training checkpoint (no recipe inside)")
+    config = TrainConfig.from_dict(entry["config"], source=str(checkpoint))
+    model = build_model(config.model)
+    prefix = "net."
+    state = {k[len(prefix) :]: v for k, v in data["state_dict"].items() if k.startswith(prefix)}
+    try:
+        model.net.load_state_dict(state)
+    except RuntimeError as exc:
+        problem = str(exc).splitlines()[0]
+        raise BadInputError(
+            checkpoint, f"weights do not fit {config.model.name} ({problem})"
+        ) from None
+    meta = _recipe_metadata(config, int(data.get("global_step", -1)))
+    meta["training_checkpoint"] = Path(checkpoint).name
+    return export_weights(model, path, **meta)
+
+
 def _recipe_metadata(config: TrainConfig, step: int) -> dict[str, str]:
     return {
         "mvface_version": __version__,
