@@ -43,6 +43,11 @@ class Faces:
         """``(K, 68, 2|3)`` landmarks in image pixels."""
         return self.landmarks.points
 
+    @property
+    def pose(self) -> np.ndarray | None:
+        """``(K, 3)`` head pose ``[pitch, yaw, roll]`` in radians, or ``None`` (model gives none)."""
+        return self.landmarks.pose
+
 
 def create_auto_detector(name: str = "auto") -> FaceDetector:
     """The named face detector, or for ``"auto"`` the first of :data:`AUTO_DETECTORS` that loads."""
