@@ -16,7 +16,7 @@ def test_shipped_models_detect_points_and_pose(name: str) -> None:
     faces = landmarker.detect(image)
     assert len(faces) == 1 and faces.points.shape == (1, 68, 3)
     assert faces.pose is not None and faces.pose.shape == (1, 3)
-    pitch, yaw, roll = np.degrees(faces.pose[0])
+    _pitch, yaw, roll = np.degrees(faces.pose[0])
     assert abs(yaw) < 20 and abs(roll) < 20
     # the face box a detector gives and the points agree: the points fill the box
     x0, y0, x1, y1 = faces.boxes[0]

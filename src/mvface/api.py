@@ -45,7 +45,7 @@ class Faces:
 
     @property
     def pose(self) -> np.ndarray | None:
-        """``(K, 3)`` head pose ``[pitch, yaw, roll]`` in radians, or ``None`` (model gives none)."""
+        """``(K, 3)`` head pose ``[pitch, yaw, roll]`` (radians); ``None`` if the model has none."""
         return self.landmarks.pose
 
 

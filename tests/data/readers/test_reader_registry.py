@@ -19,6 +19,7 @@ EXPECTED = [
     "dad3dheads",
     "dlib-xml",
     "folder",
+    "list",
     "mvface-synthetic",
     "pts",
 ]
@@ -69,6 +70,10 @@ def test_permission_errors_become_bad_input(
 ) -> None:
     """Simulated, so that it also runs as root (who can read anything)."""
     (tmp_path / "a.jpg").write_bytes(b"x")
+    root = tmp_path
+    if name == "list":  # the one reader whose root is a file, not a folder
+        root = tmp_path / "list.txt"
+        root.write_text("a.jpg\n")
 
     def deny(*args: object, **kwargs: object) -> None:
         raise PermissionError(13, "Permission denied", str(tmp_path / "a.jpg"))
@@ -78,7 +83,7 @@ def test_permission_errors_become_bad_input(
         m.setattr(Path, "iterdir", deny)
         m.setattr(os, "walk", deny)
         try:
-            ds = read_dataset(name, tmp_path)
+            ds = read_dataset(name, root)
         except BadInputError as exc:
             assert "permission denied" in str(exc).lower()
             return
