@@ -123,3 +123,14 @@ def test_onnx_engine_of_the_default_model_matches_torch(tmp_path: Path) -> None:
     a = model.predict(faces.images, faces.boxes).points
     b = engine.predict(faces.images, faces.boxes).points
     assert np.abs(a - b)[..., :2].max() < 0.05  # pixels, through both passes
+
+
+def test_onnx_runtime_leaves_the_denormal_mode_alone(tmp_path: Path) -> None:
+    """ORT's denormal-as-zero option must not leak flush-to-zero into the rest of the process."""
+    from mvface.models.mediapipe_mesh import flushes_denormals
+
+    assert not flushes_denormals()
+    model = create_model("mvnet", input_size=64)
+    engine = onnx_engine(model, export_network(model, tmp_path / "d.onnx"), threads=1)
+    engine.predict(np.zeros((64, 64, 3), np.uint8), np.array([[8.0, 8.0, 56.0, 56.0]]))
+    assert not flushes_denormals()

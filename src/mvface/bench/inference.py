@@ -52,6 +52,7 @@ from mvface.bench.machine import MachineInfo, load_average, machine_info
 from mvface.bench.report import fmt, markdown_table, ratio, run_heading
 from mvface.errors import BadInputError, NotAvailableError
 from mvface.models import LandmarkModel, create_model, list_models
+from mvface.models.mediapipe_mesh import denormal_mode_restored
 from mvface.models.trainable import TorchLandmarkModel
 
 __all__ = [
@@ -337,7 +338,8 @@ def ort_session(path: str | Path, threads: int, spinning: bool = False) -> Any:
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.add_session_config_entry("session.set_denormal_as_zero", "1")
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    with denormal_mode_restored():  # the option also switches the calling thread's mode
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 class OrtNetwork(nn.Module):
@@ -362,7 +364,9 @@ class OrtNetwork(nn.Module):
 
     def _run(self, x: torch.Tensor) -> Any:
         crops = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
-        outputs = [torch.from_numpy(o) for o in self.session.run(None, {"crops": crops})]
+        with denormal_mode_restored():  # flushed while the session runs on this thread only
+            torch.set_flush_denormal(True)
+            outputs = [torch.from_numpy(o) for o in self.session.run(None, {"crops": crops})]
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
     def forward(self, x: torch.Tensor) -> Any:
@@ -629,6 +633,11 @@ def run_inference_bench(
     Raises:
         NotAvailableError: no model could be created.
     """
+    with denormal_mode_restored():  # ONNX Runtime sessions switch flush-to-zero on
+        return _run_inference_bench(cfg, log)
+
+
+def _run_inference_bench(cfg: InferenceConfig, log: Callable[[str], None]) -> InferenceResult:
     started = time.perf_counter()
     initial_threads = torch.get_num_threads()
     machine = machine_info()

@@ -64,7 +64,9 @@ __all__ = [
     "HeadSpec",
     "convert_tflite",
     "convert_to_safetensors",
+    "denormal_mode_restored",
     "find_mediapipe_tflite",
+    "flushes_denormals",
     "load_facemesh",
     "load_facemesh_tflite",
     "small_network_inference",
@@ -88,6 +90,27 @@ LICENSE = "Apache-2.0 (MediaPipe face mesh)"
 # --------------------------------------------------------------------------------------------
 
 
+def flushes_denormals() -> bool:
+    """Whether the calling thread flushes denormal floats to zero now (probed, not assumed)."""
+    return float(torch.tensor([1e-39]) * torch.tensor([1.0])) == 0.0
+
+
+@contextlib.contextmanager
+def denormal_mode_restored() -> Iterator[None]:
+    """Leave the calling thread's denormal mode as it was before the block.
+
+    Some native code switches flush-to-zero on for the thread that calls it (ONNX Runtime's
+    ``session.set_denormal_as_zero``, libraries built with fast-math); it stays on after, and
+    changes every later float result of the process (and breaks hypothesis' float strategies).
+    """
+    already = flushes_denormals()
+    try:
+        yield
+    finally:
+        if not already:
+            torch.set_flush_denormal(False)
+
+
 @contextlib.contextmanager
 def small_network_inference() -> Iterator[None]:
     """One intra-op thread and denormals flushed to zero inside the block; restored after.
@@ -95,20 +118,16 @@ def small_network_inference() -> Iterator[None]:
     The face mesh network's convolutions produce denormal intermediates: on x86 CPUs without
     flush-to-zero it runs ~20x slower (0.9 s instead of 0.04 s per 192 px crop, measured here).
     ``torch.set_flush_denormal`` only sets the calling thread's flag, so the network runs on that
-    thread alone (it is small: one thread is as fast as two). Whether the process already flushed
-    denormals (some native libraries switch it on when loaded) is probed with a denormal
-    product, and left as it was.
+    thread alone (it is small: one thread is as fast as two).
     """
-    already = float(torch.tensor([1e-39]) * torch.tensor([1.0])) == 0.0
     threads = torch.get_num_threads()
-    torch.set_flush_denormal(True)
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-        if not already:
-            torch.set_flush_denormal(False)
+    with denormal_mode_restored():
+        torch.set_flush_denormal(True)
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(threads)
 
 
 @dataclass(frozen=True)
