@@ -18,7 +18,7 @@ from pathlib import Path
 
 from mvface.data.readers.synthetic import MANIFEST_FILE, list_identities, load_identity
 from mvface.train.trainer import read_checkpoint
-from train.conftest import write_real, write_synthetic
+from train.conftest import tiny_finetune_overrides, write_real, write_synthetic
 
 JOB = Path(__file__).with_name("_jobs.py")
 TESTS = Path(__file__).resolve().parents[1]
@@ -62,30 +62,6 @@ def _wait_for(predicate: object, proc: subprocess.Popen[bytes], timeout: float, 
         time.sleep(0.01)
 
 
-def _overrides(real: Path, synthetic: Path, out: Path, steps: int) -> list[str]:
-    return [
-        "model.options={input_size: 64, width: 0.25, head_channels: 8}",
-        f"data.real_roots={real}",
-        f"data.synthetic={synthetic}",
-        "data.real_per_step=3",
-        "data.identities_per_step=2",
-        "data.views_per_identity=4",
-        "loss.num_source_views=2",
-        "optim.lr=0.003",
-        "optim.schedule=constant",
-        "train.mode=finetune",
-        f"train.steps={steps}",
-        "train.checkpoint_every=2",
-        "train.keep_last=2",
-        "train.val_every=0",
-        "train.log_every=1",
-        "train.progress=false",
-        "train.accelerator=cpu",
-        "train.devices=1",
-        f"train.out={out}",
-    ]
-
-
 def _visible_checkpoints(folder: Path) -> dict[int, Path]:
     """Every visible file of the checkpoint folder: each must be a complete checkpoint."""
     found: dict[int, Path] = {}
@@ -108,7 +84,7 @@ def test_training_killed_at_a_random_point_resumes_with_identical_losses(tmp_pat
     logs = {k: tmp_path / f"{k}.txt" for k in ("full", "cut", "resumed")}
     go = tmp_path / "killed"
     cut_out = tmp_path / "cut"
-    args = _overrides(real, synthetic, tmp_path / "full", steps)
+    args = tiny_finetune_overrides(real, synthetic, tmp_path / "full", steps)
     reference = _start(
         "train-then-resume", str(logs["full"]), str(logs["resumed"]), str(go), str(cut_out), *args
     )

@@ -81,6 +81,31 @@ def write_real(root: Path, faces: int, seed: int) -> Path:
     return root
 
 
+def tiny_finetune_overrides(real: Path, synthetic: Path, out: Path, steps: int = 4) -> list[str]:
+    """A tiny CPU finetune recipe (mvnet at 64 px, 2 x 4 views + 3 real faces per step)."""
+    return [
+        "model.options={input_size: 64, width: 0.25, head_channels: 8}",
+        f"data.real_roots={real}",
+        f"data.synthetic={synthetic}",
+        "data.real_per_step=3",
+        "data.identities_per_step=2",
+        "data.views_per_identity=4",
+        "loss.num_source_views=2",
+        "optim.lr=0.003",
+        "optim.schedule=constant",
+        "train.mode=finetune",
+        f"train.steps={steps}",
+        "train.checkpoint_every=2",
+        "train.keep_last=2",
+        "train.val_every=0",
+        "train.log_every=1",
+        "train.progress=false",
+        "train.accelerator=cpu",
+        "train.devices=1",
+        f"train.out={out}",
+    ]
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _one_thread() -> None:
     """One intra-op thread: the tiny test models are far slower with two on a shared machine."""
@@ -118,27 +143,7 @@ def make_config(
     """``make_config(*overrides)``: a tiny finetune recipe writing into ``tmp_path/run``."""
 
     def build(*overrides: str) -> TrainConfig:
-        base = [
-            "model.options={input_size: 64, width: 0.25, head_channels: 8}",
-            f"data.real_roots={real_root}",
-            f"data.synthetic={synthetic_root}",
-            "data.real_per_step=3",
-            "data.identities_per_step=2",
-            "data.views_per_identity=4",
-            "loss.num_source_views=2",
-            "optim.lr=0.003",
-            "optim.schedule=constant",
-            "train.mode=finetune",
-            "train.steps=4",
-            "train.checkpoint_every=2",
-            "train.keep_last=2",
-            "train.val_every=0",
-            "train.log_every=1",
-            "train.progress=false",
-            "train.accelerator=cpu",
-            "train.devices=1",
-            f"train.out={tmp_path / 'run'}",
-        ]
+        base = tiny_finetune_overrides(real_root, synthetic_root, tmp_path / "run")
         return TrainConfig().with_overrides([*base, *overrides])
 
     return build
