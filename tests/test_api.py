@@ -24,3 +24,7 @@ def test_shipped_models_detect_points_and_pose(name: str) -> None:
     assert x0 < centre[0] < x1 and y0 < centre[1] < y1
     again = landmarker.predict(image, faces.boxes)
     np.testing.assert_allclose(again.points, faces.points)
+
+
+def test_load_defaults_to_the_shipped_base_model() -> None:
+    assert mvface.load().model.config.name == "default"

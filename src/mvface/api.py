@@ -1,7 +1,7 @@
 """The small user API: a landmark model plus a face detector, loaded by name.
 
 >>> import mvface
->>> landmarker = mvface.load("dlib")                       # doctest: +SKIP
+>>> landmarker = mvface.load("default+")                   # doctest: +SKIP
 >>> faces = landmarker.detect(image)                         # doctest: +SKIP
 >>> faces.points.shape                                       # (K, 68, 2|3) pixels, doctest: +SKIP
 """
@@ -96,11 +96,13 @@ class FaceLandmarker:
         return [self.detect(image, min_score) for image in images]
 
 
-def load(name: str = "dlib", weights: str | None = None, detector: str = "auto") -> FaceLandmarker:
+def load(
+    name: str = "default", weights: str | None = None, detector: str = "auto"
+) -> FaceLandmarker:
     """Load a registered landmark model with a face detector (no download, ever).
 
     Args:
-        name: a name from :func:`mvface.models.list_models`.
+        name: a name from :func:`mvface.models.list_models` (default: the shipped base model).
         weights: weights file or folder for families that load external weights.
         detector: a face detector name, or ``"auto"``.
     """
