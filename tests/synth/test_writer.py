@@ -4,7 +4,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from mvface.data.readers import read_dataset
 from mvface.data.readers.synthetic import (
@@ -14,13 +13,7 @@ from mvface.data.readers.synthetic import (
     projection_matrices,
 )
 from mvface.errors import BadInputError
-from mvface.geometry.cameras import (
-    EG3D_FOCAL,
-    cam2world_to_extrinsics,
-    camera_to_eg3d_label,
-    eg3d_intrinsics,
-    look_at,
-)
+from mvface.geometry.cameras import EG3D_FOCAL
 from mvface.synth.writer import (
     IdentityRecord,
     OutputLockedError,
@@ -28,34 +21,14 @@ from mvface.synth.writer import (
     output_lock,
     safe_identity_name,
 )
+from train.conftest import make_identity
 
 SIZE = 64
 
 
 def _record(name: str = "face_a", views: int = 6) -> IdentityRecord:
-    rng = np.random.default_rng(0)
-    X = rng.normal(scale=0.08, size=(68, 3)) + np.array([0.0, 0.0, 0.2])
-    yaw = np.linspace(-0.9, 0.9, views)
-    eye = np.stack([2.7 * np.sin(yaw), np.full(views, -0.3), 2.7 * np.cos(yaw)], -1)
-    c2w = look_at(torch.tensor(eye), torch.tensor([[0.0, 0.0, 0.2]]).expand(views, 3))
-    R, t = cam2world_to_extrinsics(c2w)
-    K = eg3d_intrinsics(SIZE, SIZE, dtype=torch.float64)
-    labels = camera_to_eg3d_label(K.expand(views, 3, 3), R, t, SIZE, SIZE).numpy()
-    P = projection_matrices(labels, SIZE)
-    Xh = np.concatenate([X, np.ones((68, 1))], 1)
-    proj = np.einsum("vij,nj->vni", P, Xh)
-    landmarks = proj[..., :2] / proj[..., 2:]
-    return IdentityRecord(
-        name=name,
-        images=rng.integers(0, 255, (views, SIZE, SIZE, 3), dtype=np.uint8),
-        cameras=labels,
-        landmarks=landmarks,
-        landmarks3d=X,
-        visibility=np.ones((views, 68), bool),
-        source_image=np.zeros((SIZE, SIZE, 3), np.uint8),
-        source_camera=labels[views // 2],
-        provenance={"source_file": "x.jpg", "backend": "test"},
-    )
+    """An identity whose landmarks are exact projections of its 3D points (see conftest)."""
+    return make_identity(name, views, seed=0, size=SIZE)
 
 
 def test_write_read_round_trip_is_geometrically_exact(tmp_path: Path) -> None:

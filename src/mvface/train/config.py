@@ -134,13 +134,14 @@ class LossSection:
 
     w_orig: float = 1.0
     real_jaw_weight: float = 1.0
-    num_source_views: int = 4
-    w_consistency: float = 0.1
-    w_anchor: float = 0.1
-    w_supervision: float = 0.1
-    jaw_weight: float = 1.0
-    stop_gradient: bool = False
-    hidden_weight: float = 1.0
+    # the plug-in's own defaults, flat in this section (``loss.w_consistency=...``)
+    num_source_views: int = MultiviewLossConfig.num_source_views
+    w_consistency: float = MultiviewLossConfig.w_consistency
+    w_anchor: float = MultiviewLossConfig.w_anchor
+    w_supervision: float = MultiviewLossConfig.w_supervision
+    jaw_weight: float = MultiviewLossConfig.jaw_weight
+    stop_gradient: bool = MultiviewLossConfig.stop_gradient
+    hidden_weight: float = MultiviewLossConfig.hidden_weight
 
     def multiview(self) -> MultiviewLossConfig:
         """The plug-in's :class:`MultiviewLossConfig` (validates the values)."""
