@@ -10,6 +10,7 @@ import pytest
 
 from mvface.data.image import load_image
 from mvface.data.readers.synthetic import SyntheticMultiviewSet
+from mvface.errors import BadInputError
 from mvface.eval.synthetic import evaluate_synthetic
 from mvface.models.base import LandmarkModel, Landmarks, ModelConfig
 from train.conftest import write_synthetic
@@ -59,3 +60,5 @@ def test_shift_gives_closed_form_nme(root: Path) -> None:
 def test_needs_two_views(root: Path) -> None:
     with pytest.raises(ValueError, match="at least 2 views"):
         evaluate_synthetic(_Oracle(root), root, views=1, progress=False)
+    with pytest.raises(BadInputError, match="has 6 views, 7 asked"):
+        evaluate_synthetic(_Oracle(root), root, views=7, progress=False)

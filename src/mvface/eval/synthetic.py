@@ -87,7 +87,8 @@ def evaluate_synthetic(
         progress: show a progress bar.
 
     Raises:
-        BadInputError: an unreadable set or identity, or a degenerate triangulation.
+        BadInputError: an unreadable set or identity, one with fewer than ``views`` views, or a
+            degenerate triangulation.
         ValueError: ``views < 2``.
     """
     if views < 2:
@@ -99,7 +100,7 @@ def evaluate_synthetic(
     with Progress(*columns, MofNCompleteColumn(), disable=not progress, transient=True) as bar:
         task = bar.add_task("synthetic", total=len(source.identities))
         for ident in source.identities:
-            idx = np.unique(np.linspace(0, ident.num_views - 1, views).round().astype(int))
+            idx = ident.spread_views(views)
             images = [load_image(ident.image_files[i]) for i in idx]
             size = images[0].shape[1]
             gt = ident.landmarks[idx]

@@ -165,6 +165,10 @@ def load_head(path: str | Path = DEFAULT_HEAD_PATH) -> tuple[MeshTo68Head, dict[
         BadInputError: missing or unreadable file, or a tensor of the wrong shape.
     """
     tensors, config, _ = load_weights(path)
+    return _head_from_tensors(tensors, path), config
+
+
+def _head_from_tensors(tensors: dict[str, torch.Tensor], path: str | Path) -> MeshTo68Head:
     head = MeshTo68Head()
     weight = tensors.get("weight")
     if weight is None or tuple(weight.shape) != tuple(head.weight.shape):
@@ -172,7 +176,7 @@ def load_head(path: str | Path = DEFAULT_HEAD_PATH) -> tuple[MeshTo68Head, dict[
         raise BadInputError(path, f"expected a (68, 468) 'weight' tensor, got {shape}")
     with torch.no_grad():
         head.weight.copy_(weight.float())
-    return head, config
+    return head
 
 
 def load_network(path: str | Path, mesh: str | Path | None = None) -> MediaPipe68Net:
@@ -186,7 +190,7 @@ def load_network(path: str | Path, mesh: str | Path | None = None) -> MediaPipe6
     """
     tensors, _, _ = load_weights(path)
     if not any(key.startswith("mesh.") for key in tensors):
-        return MediaPipe68Net(load_facemesh(mesh), load_head(path)[0])
+        return MediaPipe68Net(load_facemesh(mesh), _head_from_tensors(tensors, path))
     if mesh is not None:
         raise BadInputError(path, "a whole-network file carries its own mesh; drop `mesh`")
     net = MediaPipe68Net(FaceMeshNet(), MeshTo68Head())

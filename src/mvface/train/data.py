@@ -414,9 +414,7 @@ class HeldOutViews:
         crops, to_image, projections = [], [], []
         sizes = set()
         for ident in source.identities:
-            idx = np.unique(np.linspace(0, ident.num_views - 1, views).round().astype(int))
-            if len(idx) < views:
-                raise BadInputError(ident.folder, f"has {ident.num_views} views, {views} asked")
+            idx = ident.spread_views(views)
             images = [load_image(ident.image_files[i]) for i in idx]
             h, w = images[0].shape[:2]
             sizes.add((w, h))

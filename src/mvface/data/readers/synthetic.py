@@ -99,6 +99,17 @@ class SyntheticIdentity:
         """V, the number of rendered views."""
         return len(self.cameras)
 
+    def spread_views(self, count: int) -> np.ndarray:
+        """``count`` distinct view indices spread evenly over the views (first and last included).
+
+        Raises:
+            BadInputError: the identity has fewer than ``count`` views.
+        """
+        idx = np.unique(np.linspace(0, self.num_views - 1, count).round().astype(int))
+        if len(idx) < count:
+            raise BadInputError(self.folder, f"has {self.num_views} views, {count} asked")
+        return idx
+
 
 def load_identity(folder: Path) -> SyntheticIdentity:
     """Read one finished identity folder.
