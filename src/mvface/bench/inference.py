@@ -37,7 +37,6 @@ import os
 import statistics
 import tempfile
 import time
-import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +50,7 @@ from torch import nn
 from mvface.bench.machine import MachineInfo, load_average, machine_info
 from mvface.bench.report import fmt, markdown_table, ratio, run_heading
 from mvface.errors import BadInputError, NotAvailableError
+from mvface.export import export_onnx
 from mvface.models import LandmarkModel, create_model, list_models
 from mvface.models.mediapipe_mesh import denormal_mode_restored
 from mvface.models.trainable import TorchLandmarkModel
@@ -271,18 +271,6 @@ def load_faces(root: Path | None, count: int, seed: int = 0) -> FaceSet:
 # ------------------------------------------------------------------------ ONNX Runtime engine
 
 
-class _MethodGraph(nn.Module):
-    """One method of a network as a plain module (what the ONNX exporter records)."""
-
-    def __init__(self, net: nn.Module, method: str) -> None:
-        super().__init__()
-        self.net = net
-        self.method = method
-
-    def forward(self, x: torch.Tensor) -> Any:
-        return getattr(self.net, self.method)(x)
-
-
 def _export_spec(model: TorchLandmarkModel) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
     return EXPORTED_METHODS.get(type(model).__name__, _DEFAULT_METHOD)
 
@@ -291,31 +279,10 @@ def export_network(model: TorchLandmarkModel, path: str | Path, opset: int = 17)
     """Export the network method ``model.predict`` calls (:data:`EXPORTED_METHODS`) to ONNX.
 
     Input ``crops`` ``(batch, 3, S, S)`` normalized; outputs as named in
-    :data:`EXPORTED_METHODS`; the batch dimension is dynamic.
+    :data:`EXPORTED_METHODS`; the batch dimension is dynamic (see :func:`export_onnx`).
     """
     method, outputs, _ = _export_spec(model)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    size = model.config.input_size
-    was_training = model.net.training
-    graph = _MethodGraph(model.net, method).eval()
-    axes = {name: {0: "batch"} for name in ("crops", *outputs)}
-    try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")  # tracer warnings and the exporter's deprecation
-            torch.onnx.export(
-                graph,
-                (torch.zeros(2, 3, size, size, device=model.device),),
-                str(path),
-                input_names=["crops"],
-                output_names=list(outputs),
-                dynamic_axes=axes,
-                opset_version=opset,
-                dynamo=False,
-            )
-    finally:
-        model.net.train(was_training)
-    return path
+    return export_onnx(model, path, opset, method=method, outputs=outputs)
 
 
 def ort_session(path: str | Path, threads: int, spinning: bool = False) -> Any:
@@ -361,6 +328,7 @@ class OrtNetwork(nn.Module):
         self._method = method
         if method != "forward":
             setattr(self, method, self._run)
+        self.eval()  # the session is an inference graph; callers need not switch modes
 
     def _run(self, x: torch.Tensor) -> Any:
         crops = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
@@ -379,11 +347,15 @@ class OrtNetwork(nn.Module):
 def onnx_engine(
     model: TorchLandmarkModel, onnx_path: str | Path, threads: int, spinning: bool = False
 ) -> LandmarkModel:
-    """A shallow copy of ``model`` whose network runs in ONNX Runtime (crops and mapping as is)."""
+    """A shallow copy of ``model`` whose network runs in ONNX Runtime (crops and mapping as is).
+
+    The session gets ``threads`` intra-op threads, or the family's ``network_threads``.
+    """
     method, _, kept_names = _export_spec(model)
     kept = {name: getattr(model.net, name) for name in kept_names}
     engine = copy.copy(model)
-    engine.net = OrtNetwork(ort_session(onnx_path, threads, spinning), method, kept)
+    session = ort_session(onnx_path, model.network_threads or threads, spinning)
+    engine.net = OrtNetwork(session, method, kept)
     return engine
 
 
@@ -848,8 +820,8 @@ def inference_markdown(result: InferenceResult, command: str) -> str:
         lines.append(f"- ONNX Runtime vs PyTorch, largest point difference (px): {diffs}")
     if DEFAULT_MODEL in result.notes:
         lines.append(
-            f"- `{DEFAULT_MODEL}` (torch) runs its network on one thread at any setting "
-            "(denormal flush, `small_network_inference`); dlib is single-threaded."
+            f"- `{DEFAULT_MODEL}` runs each network call on one thread (both engines); with "
+            "2 threads its batched `predict` runs 2 faces at a time. dlib is single-threaded."
         )
     if result.load_end is not None:
         lines.append(

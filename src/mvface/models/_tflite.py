@@ -502,7 +502,8 @@ class TFSameConv2d(nn.Conv2d):
     """``nn.Conv2d`` with TensorFlow 'SAME' padding (asymmetric for even inputs and stride 2).
 
     Stride 1 uses the built-in symmetric padding (identical to SAME for odd kernels); other
-    strides pad explicitly in ``forward`` from the actual input size.
+    strides pad explicitly in ``forward`` from the actual input size (an ONNX export fixes the
+    spatial size it was traced with).
     """
 
     def __init__(
@@ -523,8 +524,10 @@ class TFSameConv2d(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Convolve ``x`` (N, C_in, H, W) -> (N, C_out, ceil(H / s), ceil(W / s))."""
         if self._same_stride != 1:
-            top, bottom = tf_same_padding(x.shape[-2], self._same_kernel, self._same_stride)
-            left, right = tf_same_padding(x.shape[-1], self._same_kernel, self._same_stride)
+            # Python ints: an ONNX export records constant pads, not a shape computation.
+            height, width = int(x.shape[-2]), int(x.shape[-1])
+            top, bottom = tf_same_padding(height, self._same_kernel, self._same_stride)
+            left, right = tf_same_padding(width, self._same_kernel, self._same_stride)
             if top or bottom or left or right:
                 x = nn.functional.pad(x, (left, right, top, bottom))
         return super().forward(x)

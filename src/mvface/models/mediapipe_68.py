@@ -38,6 +38,7 @@ import argparse
 import hashlib
 import sys
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -56,9 +57,15 @@ from mvface.models.mediapipe_mesh import (
     FACEMESH_CONFIG,
     FaceMeshNet,
     load_facemesh,
+    single_torch_thread,
     small_network_inference,
 )
-from mvface.models.trainable import TorchLandmarkModel, apply_affine, invert_affine
+from mvface.models.trainable import (
+    TorchLandmarkModel,
+    apply_affine,
+    eval_mode,
+    invert_affine,
+)
 
 #: The fitted head shipped with mvface (see ``docs/models/mediapipe-68.md``).
 DEFAULT_HEAD_PATH = Path(__file__).resolve().parent / "weights" / "mediapipe68_head.safetensors"
@@ -294,6 +301,7 @@ class MediaPipe68(TorchLandmarkModel):
     """
 
     net: MediaPipe68Net
+    network_threads = 1  # faces run in parallel instead (see _predict)
 
     def __init__(
         self,
@@ -351,6 +359,26 @@ class MediaPipe68(TorchLandmarkModel):
         return cast(torch.Tensor, self.net(x))
 
     @torch.no_grad()
+    def run_mesh(
+        self, images: Sequence[np.ndarray], crop_boxes: np.ndarray, angles: np.ndarray | None
+    ) -> tuple[torch.Tensor, np.ndarray, torch.Tensor]:
+        """Run the face mesh network on (rotated) crops.
+
+        Args:
+            images: N ``(H, W, 3)`` uint8 RGB images.
+            crop_boxes: ``(N, 4)`` crop boxes in image pixels.
+            angles: ``(N,)`` crop rotations in radians, or ``None`` (upright).
+
+        Returns:
+            mesh ``(N, 468, 3)`` in crop pixels (:func:`mesh_to_crop_pixels`), the image → crop
+            matrices ``(N, 2, 3)`` and the face logits ``(N,)``.
+        """
+        x, m = self.preprocess(images, crop_boxes, angles)
+        with eval_mode(self.net), small_network_inference():
+            mesh, face_logit = self.net.forward_mesh(x)
+        return mesh, m, face_logit
+
+    @torch.no_grad()
     def run_crops(
         self, images: Sequence[np.ndarray], crop_boxes: np.ndarray, angles: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -366,22 +394,9 @@ class MediaPipe68(TorchLandmarkModel):
             image pixels, larger towards the camera), and the face-presence probability
             ``(N,)``.
         """
-        was_training = self.net.training
-        self.net.eval()
-        try:
-            x, m = self.preprocess(images, crop_boxes, angles)
-            with torch.no_grad(), small_network_inference():
-                mesh, face_logit = self.net.forward_mesh(x)
-                points = self.net.head(mesh)
-        finally:
-            self.net.train(was_training)
-        inv = invert_affine(m)
-        z_scale = np.sqrt(np.abs(np.linalg.det(inv[:, :, :2])))[:, None]
-        out = []
-        for crop_points in (points, mesh):
-            image_points = apply_affine(inv, crop_points.double().cpu().numpy())
-            image_points[..., 2] *= z_scale
-            out.append(image_points)
+        mesh, m, face_logit = self.run_mesh(images, crop_boxes, angles)
+        points = self.net.head(mesh)
+        out = [_to_image_pixels(crop_points, m) for crop_points in (points, mesh)]
         return out[0], out[1], torch.sigmoid(face_logit).double().cpu().numpy()
 
     def crop_angles(
@@ -406,8 +421,8 @@ class MediaPipe68(TorchLandmarkModel):
         """
         boxes, angles = crop_boxes, self.crop_angles(images, crop_boxes)
         for _ in range(recrops):
-            _, mesh, _ = self.run_crops(images, boxes, angles)
-            boxes, angles = recrop_from_mesh(mesh, self.recrop_scale)
+            mesh, m, _ = self.run_mesh(images, boxes, angles)
+            boxes, angles = recrop_from_mesh(_to_image_pixels(mesh[..., :2], m), self.recrop_scale)
         return boxes, angles
 
     def predict_mesh(
@@ -422,18 +437,31 @@ class MediaPipe68(TorchLandmarkModel):
         # Face by face: float32 convolutions differ in the last bits with the batch size, and
         # the re-crop (uint8 crops, cv2's 1/32-pixel sampling grid) turns that into ~0.003 px.
         # One face per call keeps a face's points independent of its batch (and one crop per
-        # call is not slower on CPU).
-        points, meshes, face_score = [], [], []
-        for i, image in enumerate(images):
-            p, mesh, s = self.predict_mesh([image], crop_boxes[i : i + 1])
-            points.append(p)
-            meshes.append(mesh)
-            face_score.append(s)
-        return Landmarks(
-            points=np.concatenate(points),
-            pose=mesh_pose(np.concatenate(meshes)),
-            extras={"face_score": np.concatenate(face_score)},
-        )
+        # call is not slower on CPU). With several torch threads, faces run in parallel, one
+        # network thread each: a 192 px crop is too small to split well across threads.
+        def one(i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            return self.predict_mesh([images[i]], crop_boxes[i : i + 1])
+
+        workers = min(len(images), torch.get_num_threads())
+        if workers > 1:
+            with single_torch_thread(), ThreadPoolExecutor(workers) as pool:
+                results = list(pool.map(one, range(len(images))))
+        else:
+            results = [one(i) for i in range(len(images))]
+        points, meshes, face_score = (np.concatenate(r) for r in zip(*results, strict=True))
+        return Landmarks(points=points, pose=mesh_pose(meshes), extras={"face_score": face_score})
+
+
+def _to_image_pixels(crop_points: torch.Tensor, m: np.ndarray) -> np.ndarray:
+    """``(N, K, 2|3)`` crop pixels → float64 image pixels through the inverse of ``m``.
+
+    ``z`` (when present) is scaled by the crop → image scale (see :func:`apply_affine`).
+    """
+    inv = invert_affine(m)
+    out = apply_affine(inv, crop_points.double().cpu().numpy())
+    if out.shape[-1] == 3:
+        out[..., 2] *= np.sqrt(np.abs(np.linalg.det(inv[:, :, :2])))[:, None]
+    return out
 
 
 # --------------------------------------------------------------------------------------------

@@ -69,6 +69,7 @@ __all__ = [
     "flushes_denormals",
     "load_facemesh",
     "load_facemesh_tflite",
+    "single_torch_thread",
     "small_network_inference",
     "tf_same_padding",
 ]
@@ -112,6 +113,21 @@ def denormal_mode_restored() -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def single_torch_thread() -> Iterator[None]:
+    """``torch.set_num_threads(1)`` inside the block, the previous count restored after.
+
+    For work spread over Python threads: the intra-op thread count is process-wide, so it is
+    set once around the parallel region, not by each worker.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@contextlib.contextmanager
 def small_network_inference() -> Iterator[None]:
     """One intra-op thread and denormals flushed to zero inside the block; restored after.
 
@@ -120,14 +136,9 @@ def small_network_inference() -> Iterator[None]:
     ``torch.set_flush_denormal`` only sets the calling thread's flag, so the network runs on that
     thread alone (it is small: one thread is as fast as two).
     """
-    threads = torch.get_num_threads()
-    with denormal_mode_restored():
+    with denormal_mode_restored(), single_torch_thread():
         torch.set_flush_denormal(True)
-        torch.set_num_threads(1)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(threads)
+        yield
 
 
 @dataclass(frozen=True)

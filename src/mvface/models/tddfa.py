@@ -50,7 +50,7 @@ from mvface.models._registry import register_model
 from mvface.models._weights import load_weights, save_weights
 from mvface.models.base import LandmarkModel, Landmarks, ModelConfig
 from mvface.models.boxes import BoxTransform
-from mvface.models.trainable import TorchLandmarkModel
+from mvface.models.trainable import TorchLandmarkModel, eval_mode
 
 __all__ = [
     "BASIS_FILE",
@@ -467,14 +467,9 @@ class TDDFAV2(TorchLandmarkModel):
                 for img, box in zip(images, crop_boxes, strict=True)
             ]
         )
-        x = torch.from_numpy(crops).permute(0, 3, 1, 2).float().to(self.device)
-        was_training = self.net.training
-        self.net.eval()
-        try:
-            params = self.net.params(self.normalize(x))
+        with eval_mode(self.net):
+            params = self.net.params(self.network_input(crops))
             pts = crop_points(self.net.basis(params), size).double().cpu().numpy()
-        finally:
-            self.net.train(was_training)
         params_np = params.double().cpu().numpy()
         boxes = np.asarray(crop_boxes, np.float64)
         scale = np.stack([boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]], axis=1) / size
