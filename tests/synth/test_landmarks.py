@@ -24,6 +24,7 @@ from mvface.geometry import (
 from mvface.models.mediapipe_mesh import DEFAULT_WEIGHTS_PATH
 from mvface.synth.landmarks import (
     DEFAULT_VISIBILITY_TOLERANCE,
+    depth_at_landmarks,
     head_scale,
     hidden_views,
     landmark_visibility,
@@ -172,6 +173,20 @@ class TestLift:
     def test_rejects_bad_depth(self) -> None:
         with pytest.raises(BadInputError):
             lift_landmarks(np.zeros((68, 2)), np.zeros((8, 9)), paper_rig(1)[0].flatten())
+
+    def test_off_head_landmarks_take_the_fallback(self) -> None:
+        label = rig_labels(grid_rig([0.0], [0.0]))[0]
+        depth = np.full((64, 64), np.inf, np.float32)
+        depth[20:40, 20:40] = 2.5
+        landmarks = np.full((68, 2), 30.0)
+        landmarks[[3, 7]] = (60.0, 2.0)
+        fallback = np.arange(68 * 3, dtype=np.float64).reshape(68, 3)
+        z = depth_at_landmarks(landmarks, depth)
+        assert np.flatnonzero(np.isnan(z)).tolist() == [3, 7]
+        X = lift_landmarks(landmarks, depth, label, fallback=fallback)
+        torch.testing.assert_close(X[[3, 7]], torch.from_numpy(fallback[[3, 7]]))
+        # the others are lifted as without a fallback
+        torch.testing.assert_close(X[:3], lift_landmarks(landmarks[:3], depth, label))
 
 
 class TestVisibility:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -144,6 +145,20 @@ class TestBuild:
         assert head.source_camera.shape == (25,) and head.source_camera.dtype == torch.float64
         assert head.face_probability > 0.9
         assert head.face_vertices.shape == (468, 3)
+
+    def test_surface_landmarks_sit_on_the_face(
+        self, head: MeshHead, face: tuple[np.ndarray, np.ndarray]
+    ) -> None:
+        lm3d = head.surface_landmarks()
+        assert lm3d is not None and lm3d.shape == (68, 3) and np.isfinite(lm3d).all()
+        # seen from the source camera they land near the landmarks the head was built from
+        pixels, _ = project_landmarks(lm3d, head.source_camera[None], head.source_size)
+        error = np.linalg.norm(pixels[0].numpy() - face[1], axis=1)
+        assert np.median(error) < 0.05 * head.source_size
+        # each point is a convex combination of face vertices: inside their bounding box
+        low, high = head.face_vertices.min(0), head.face_vertices.max(0)
+        assert ((lm3d >= low - 1e-9) & (lm3d <= high + 1e-9)).all()
+        assert replace(head, landmark_weights=None).surface_landmarks() is None
 
     def test_estimated_camera_is_an_eg3d_camera(self, head: MeshHead) -> None:
         label = head.source_camera

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import cast
 
 import cv2
 import numpy as np
@@ -26,15 +27,17 @@ from mvface.data.readers.synthetic import (
     projection_matrices,
 )
 from mvface.errors import BadInputError
+from mvface.synth.backends import Head
 from mvface.synth.pipeline import (
     SynthConfig,
     align_crop,
     rig_cameras,
     run_synth,
     select_sources,
+    source_landmarks3d,
 )
 from mvface.synth.preview import write_preview
-from mvface.synth.rig import camera_yaw_pitch
+from mvface.synth.rig import camera_yaw_pitch, grid_rig, rig_labels
 from mvface.synth.writer import LOCK_FILE, OutputLockedError
 
 SAMPLES = SHARED / "data" / "samples"
@@ -323,3 +326,70 @@ def test_killed_job_resumes(dataset: tuple[Path, SynthConfig], tmp_path: Path) -
     summary = run_synth(SynthConfig(source=cfg.source, out=out, views=8, size=64, crop_size=256))
     assert summary.resumed == finished and len(summary.done) == 1
     assert len(list_identities(out)) == 2 and not (out / LOCK_FILE).exists()
+
+
+class _PlaneHead:
+    """A stand-in head: a frontal plane at depth 2.5 and known surface landmarks."""
+
+    backend = "plane"
+
+    def __init__(self, surface: np.ndarray | None) -> None:
+        self.surface = surface
+
+    def surface_landmarks(self) -> np.ndarray | None:
+        return self.surface
+
+
+def _head(surface: np.ndarray | None) -> Head:
+    return cast(Head, _PlaneHead(surface))
+
+
+class TestSourceLandmarks3d:
+    LABEL = rig_labels(grid_rig([0.0], [0.0]))[0]
+
+    def _depth(self) -> np.ndarray:
+        depth = np.full((64, 64), np.inf, np.float32)
+        depth[8:56, 8:56] = 2.5
+        return depth
+
+    def test_depth_lifts_and_falls_back_off_the_head(self) -> None:
+        surface = np.full((68, 3), 7.0)
+        landmarks = np.full((68, 2), 30.0)
+        landmarks[5] = (62.0, 1.0)  # off the head
+        lm3d, from_surface = source_landmarks3d(
+            _head(surface),
+            landmarks,
+            self._depth(),
+            self.LABEL,
+        )
+        assert from_surface == [5]
+        assert lm3d[5].tolist() == [7.0, 7.0, 7.0]
+        assert torch.allclose(lm3d[:5, 2], torch.full((5,), 0.2, dtype=torch.float64))
+
+    def test_surface_jaw(self) -> None:
+        surface = np.full((68, 3), 7.0)
+        lm3d, from_surface = source_landmarks3d(
+            _head(surface),
+            np.full((68, 2), 30.0),
+            self._depth(),
+            self.LABEL,
+            jaw_from="surface",
+        )
+        assert from_surface == list(range(17))
+        assert (lm3d[:17] == 7.0).all() and torch.allclose(
+            lm3d[17:, 2], torch.full((51,), 0.2, dtype=torch.float64)
+        )
+
+    def test_without_surface_landmarks(self) -> None:
+        landmarks = np.full((68, 2), 30.0)
+        with pytest.raises(BadInputError, match="no surface landmarks"):
+            source_landmarks3d(
+                _head(None),
+                landmarks,
+                self._depth(),
+                self.LABEL,
+                jaw_from="surface",
+            )
+        landmarks[5] = (62.0, 1.0)
+        with pytest.raises(BadInputError, match="off the head"):
+            source_landmarks3d(_head(None), landmarks, self._depth(), self.LABEL)

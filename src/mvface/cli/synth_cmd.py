@@ -50,6 +50,9 @@ def synth_command(
     landmark_model: Annotated[
         str, typer.Option(help="Model marking sources without landmarks ('none': skip them).")
     ] = "mediapipe-68",
+    jaw_from: Annotated[
+        str, typer.Option(help="Jaw points in 3D from: depth (lift the labels) or surface.")
+    ] = "depth",
     image_format: Annotated[str, typer.Option(help="jpg or png.")] = "jpg",
     quality: Annotated[int, typer.Option(min=1, max=100, help="JPEG quality.")] = 95,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
@@ -75,6 +78,7 @@ def synth_command(
         backend=backend,
         image_format=image_format,
         quality=quality,
+        jaw_from=cast(Literal["depth", "surface"], jaw_from),  # checked by SynthConfig
         limit=limit,
         seed=seed,
         workers=workers,

@@ -126,6 +126,15 @@ class Head(Protocol):
         """Free what the head holds (GL objects, GPU memory); it cannot render afterwards."""
         ...
 
+    def surface_landmarks(self) -> np.ndarray | None:
+        """``(68, 3)`` world points of the iBUG landmarks on the head's own geometry, or
+        ``None`` when the backend has no such geometry (a radiance field without a face model).
+
+        Used where the annotated landmarks cannot be lifted with the depth map (points just off
+        the head) and, on request, for the jaw (``SynthConfig.jaw_from``).
+        """
+        ...
+
 
 class HeadBackend(Protocol):
     """Builds heads from single face crops."""

@@ -35,6 +35,7 @@ __all__ = [
     "DEFAULT_MIN_VISIBLE_FRACTION",
     "DEFAULT_VISIBILITY_TOLERANCE",
     "ViewLandmarks",
+    "depth_at_landmarks",
     "head_scale",
     "hidden_views",
     "landmark_visibility",
@@ -149,11 +150,34 @@ def sample_depth(
     return out
 
 
+def depth_at_landmarks(
+    landmarks: np.ndarray | torch.Tensor, depth: np.ndarray, search_fraction: float = 0.03
+) -> np.ndarray:
+    """The head's depth under 2-D landmarks (see :func:`lift_landmarks`).
+
+    Args:
+        landmarks: ``(N, 2)`` 0-based integer-centred pixels of a ``S`` x ``S`` view.
+        depth: ``(S, S)`` camera-frame depth, ``inf`` where empty.
+        search_fraction: a landmark just off the head's silhouette takes the nearest head
+            depth within this fraction of the image side.
+
+    Returns:
+        ``(N,)`` float64 depth, ``nan`` for landmarks with no head depth nearby.
+    """
+    points = _as_points(landmarks, 2, "landmarks")
+    d = np.asarray(depth)
+    if d.ndim != 2 or d.shape[0] != d.shape[1]:
+        raise BadInputError("depth", f"expected a square (S, S) depth map, got {d.shape}")
+    radius = max(3, round(search_fraction * d.shape[0]))
+    return sample_depth(d, points.numpy(), search_radius=radius)
+
+
 def lift_landmarks(
     landmarks: np.ndarray | torch.Tensor,
     depth: np.ndarray,
     camera: torch.Tensor | np.ndarray,
     search_fraction: float = 0.03,
+    fallback: np.ndarray | torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Lift 2-D landmarks of a view to world points with that view's depth map.
 
@@ -167,24 +191,28 @@ def lift_landmarks(
         search_fraction: a landmark just off the head's silhouette (annotated jaw lines often
             lie a few pixels outside a face model's outline) takes the nearest head depth within
             this fraction of the image side.
+        fallback: ``(N, 3)`` world points taken for landmarks with no depth nearby (e.g. the
+            head's :meth:`~mvface.synth.backends.Head.surface_landmarks`); ``None``: raise.
 
     Returns:
         ``(N, 3)`` float64 world points.
 
     Raises:
-        BadInputError: a landmark with no depth nearby (it lies off the head).
+        BadInputError: a landmark with no depth nearby (it lies off the head) and no fallback.
     """
     points = _as_points(landmarks, 2, "landmarks")
-    d = np.asarray(depth)
-    if d.ndim != 2 or d.shape[0] != d.shape[1]:
-        raise BadInputError("depth", f"expected a square (S, S) depth map, got {d.shape}")
-    radius = max(3, round(search_fraction * d.shape[0]))
-    z = sample_depth(d, points.numpy(), search_radius=radius)
-    if not np.isfinite(z).all():
-        missing = np.flatnonzero(~np.isfinite(z)).tolist()
-        raise BadInputError("landmarks", f"no depth under landmarks {missing} (off the head)")
-    K, R, t = eg3d_label_to_camera(_as_labels(camera)[0], d.shape[1], d.shape[0])
-    return unproject_points(points + 0.5, torch.from_numpy(z), K, R, t)
+    z = depth_at_landmarks(points, depth, search_fraction)
+    missing = ~np.isfinite(z)
+    size = np.asarray(depth).shape[0]
+    K, R, t = eg3d_label_to_camera(_as_labels(camera)[0], size, size)
+    world = unproject_points(points + 0.5, torch.from_numpy(np.where(missing, 1.0, z)), K, R, t)
+    if missing.any():
+        if fallback is None:
+            where = np.flatnonzero(missing).tolist()
+            raise BadInputError("landmarks", f"no depth under landmarks {where} (off the head)")
+        replace = torch.from_numpy(missing)
+        world[replace] = _as_points(fallback, 3, "fallback").to(world.dtype)[replace]
+    return world
 
 
 def project_landmarks(

@@ -699,6 +699,9 @@ class MeshHead:
         renderer: the renderer that draws it (a head holds renderer state: build and render it
             in the same process; it does not pickle once it has rendered).
         backend: ``"mesh"``.
+        landmark_weights: ``(68, 468)`` weights mapping the face mesh's vertices to iBUG points
+            (the ``mediapipe-68`` head), or ``None``: :meth:`surface_landmarks` is then
+            ``None``.
     """
 
     source_camera: torch.Tensor
@@ -712,7 +715,18 @@ class MeshHead:
     face_probability: float
     renderer: MeshRenderer
     backend: str = "mesh"
+    landmark_weights: np.ndarray | None = None
     _scene: PreparedScene | None = field(default=None, repr=False)
+
+    def surface_landmarks(self) -> np.ndarray | None:
+        """``(68, 3)`` world points: the face mesh's vertices mapped by ``landmark_weights``.
+
+        The jaw points (0–16) are combinations of the face oval's vertices, so they follow the
+        jaw in 3D however the head turns (AFLW2000-3D's convention), not the silhouette.
+        """
+        if self.landmark_weights is None:
+            return None
+        return np.asarray(self.landmark_weights @ self.face_vertices, np.float64)
 
     def render(self, cameras: torch.Tensor | np.ndarray, size: int) -> RenderOutput:
         """Render ``(V, 25)`` EG3D cameras at ``size`` x ``size`` pixels.
@@ -802,6 +816,7 @@ class MeshHeadBackend:
         else:
             self.renderer = renderer
         self._facemesh = facemesh
+        self._landmark_weights: np.ndarray | None = None
         self.passes = passes
         self.depth_scale = depth_scale
         self.grid = grid
@@ -818,6 +833,18 @@ class MeshHeadBackend:
 
             self._facemesh = load_facemesh()
         return self._facemesh
+
+    @property
+    def landmark_weights(self) -> np.ndarray | None:
+        """``(68, 468)`` weights of the shipped ``mediapipe-68`` head (loaded on first use), or
+        ``None`` when its file is absent."""
+        if self._landmark_weights is None:
+            from mvface.models.mediapipe_68 import DEFAULT_HEAD_PATH, load_head
+
+            if DEFAULT_HEAD_PATH.is_file():
+                head = load_head(DEFAULT_HEAD_PATH)[0]
+                self._landmark_weights = head.weight.detach().double().numpy()
+        return self._landmark_weights
 
     def build(
         self,
@@ -929,6 +956,7 @@ class MeshHeadBackend:
             background=background,
             face_probability=probability,
             renderer=self.renderer,
+            landmark_weights=self.landmark_weights,
         )
 
 

@@ -38,9 +38,10 @@ from mvface import __version__
 from mvface.data.image import load_image
 from mvface.data.readers import read_dataset
 from mvface.data.record import FaceSample
+from mvface.data.scheme import GROUPS
 from mvface.errors import BadInputError
-from mvface.synth.backends import HeadBackend, create_backend, iter_renders
-from mvface.synth.landmarks import lift_landmarks, transfer_landmarks
+from mvface.synth.backends import Head, HeadBackend, create_backend, iter_renders
+from mvface.synth.landmarks import depth_at_landmarks, lift_landmarks, transfer_landmarks
 from mvface.synth.rig import grid_rig, paper_rig, random_rig, rig_labels
 from mvface.synth.writer import IdentityRecord, SyntheticWriter, output_lock, safe_identity_name
 
@@ -84,6 +85,12 @@ class SynthConfig:
             ``ray`` executor starts a local Ray for the job.
         landmark_model: registered landmark model (with the automatic face detector) that marks
             sources without annotated landmarks, e.g. a plain image folder; ``None`` skips them.
+        jaw_from: where the jaw points' 3D positions come from: ``depth`` lifts the annotated
+            points with the source view's depth (the paper's way; 300-W's jaw is the face's
+            2D outline); ``surface`` takes them from the head's own geometry
+            (:meth:`~mvface.synth.backends.Head.surface_landmarks`: the jaw in 3D). Either
+            way, a point with no depth nearby (just off the head) takes the surface point
+            when the backend has one, instead of skipping the source.
     """
 
     source: str | Path
@@ -105,6 +112,7 @@ class SynthConfig:
     executor: Literal["local", "ray"] = "local"
     ray_address: str | None = None
     landmark_model: str | None = "mediapipe-68"
+    jaw_from: Literal["depth", "surface"] = "depth"
 
     def __post_init__(self) -> None:
         self.source = Path(self.source)
@@ -127,6 +135,10 @@ class SynthConfig:
             (
                 self.executor in ("local", "ray"),
                 f"executor must be local or ray, not {self.executor!r}",
+            ),
+            (
+                self.jaw_from in ("depth", "surface"),
+                f"jaw_from must be depth or surface, not {self.jaw_from!r}",
             ),
         ]
         for ok, message in checks:
@@ -329,6 +341,42 @@ def rig_cameras(cfg: SynthConfig) -> np.ndarray:
     return rig_labels(cam2world.to(torch.float64)).numpy()
 
 
+def source_landmarks3d(
+    head: Head,
+    landmarks: np.ndarray,
+    depth: np.ndarray,
+    camera: torch.Tensor,
+    jaw_from: str = "depth",
+) -> tuple[torch.Tensor, list[int]]:
+    """Step 6a: the source crop's 68 landmarks as world points.
+
+    Args:
+        head: the identity's head.
+        landmarks: ``(68, 2)`` crop landmarks, 0-based pixels.
+        depth: ``(S, S)`` depth of the head rendered in the source camera.
+        camera: ``(25,)`` source camera label.
+        jaw_from: ``depth`` or ``surface`` (see :class:`SynthConfig`).
+
+    Returns:
+        ``(68, 3)`` world points and the indices taken from the head's surface landmarks.
+
+    Raises:
+        BadInputError: a point off the head and no surface landmarks to fall back on, or
+            ``jaw_from="surface"`` with a backend that has none.
+    """
+    surface = head.surface_landmarks()
+    if jaw_from == "surface" and surface is None:
+        raise BadInputError(head.backend, "backend has no surface landmarks (use jaw_from=depth)")
+    missing = ~np.isfinite(depth_at_landmarks(landmarks, depth))
+    lm3d = lift_landmarks(landmarks, depth, camera, fallback=surface)
+    from_surface = set(np.flatnonzero(missing).tolist())
+    if jaw_from == "surface" and surface is not None:
+        jaw = list(GROUPS["jaw"])
+        lm3d[jaw] = torch.from_numpy(surface[jaw]).to(lm3d.dtype)
+        from_surface |= set(jaw)
+    return lm3d, sorted(from_surface)
+
+
 def synthesize_identity(
     sample: FaceSample,
     cfg: SynthConfig,
@@ -364,7 +412,9 @@ def synthesize_identity(
     try:
         src_cam = head.source_camera.detach().cpu().to(torch.float64)
         src_view = head.render(src_cam[None], cfg.crop_size)
-        lm3d = lift_landmarks(crop_lm, src_view.depth[0], src_cam)
+        lm3d, from_surface = source_landmarks3d(
+            head, crop_lm, src_view.depth[0], src_cam, cfg.jaw_from
+        )
         v = len(labels)
         images = np.empty((v, cfg.size, cfg.size, 3), np.uint8)
         points = np.empty((v, 68, 2), np.float64)
@@ -390,6 +440,8 @@ def synthesize_identity(
         "seed": cfg.seed,
         "package_version": __version__,
         "hidden_views": np.flatnonzero(hidden).tolist(),
+        "jaw_from": cfg.jaw_from,
+        "landmarks_from_surface": from_surface,
     }
     return IdentityRecord(
         name=identity_name(sample),
