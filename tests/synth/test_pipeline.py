@@ -143,6 +143,8 @@ def test_config_checks_values(tmp_path: Path) -> None:
         assert rig_cameras(cfg).shape == (10, 25)
     with pytest.raises(ValueError, match="max_yaw_deg"):
         SynthConfig(source=tmp_path, out=tmp_path, max_yaw_deg=100)
+    with pytest.raises(ValueError, match="jaw_from"):
+        SynthConfig(source=tmp_path, out=tmp_path, jaw_from="outline")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("rig", ["grid", "random"])
@@ -205,6 +207,7 @@ def test_identities_are_readable_and_geometrically_exact(
         for key in ("source_file", "source_landmarks", "backend", "rig", "seed", "package_version"):
             assert key in meta
         assert meta["backend"] == "mesh" and np.asarray(meta["source_landmarks"]).shape == (68, 2)
+        assert meta["jaw_from"] == "depth" and set(meta["landmarks_from_surface"]) <= set(range(68))
         assert (folder / "source.jpg").is_file() and (folder / "source_camera.npy").is_file()
     manifest = json.loads((out / MANIFEST_FILE).read_text())
     assert [m["identity"] for m in manifest["identities"]] == ["einstein", "takeo"]

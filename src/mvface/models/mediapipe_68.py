@@ -382,12 +382,7 @@ class MediaPipe68(TorchLandmarkModel):
     def run_crops(
         self, images: Sequence[np.ndarray], crop_boxes: np.ndarray, angles: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Run the network on (rotated) crops and map its outputs back to image pixels.
-
-        Args:
-            images: N ``(H, W, 3)`` uint8 RGB images.
-            crop_boxes: ``(N, 4)`` crop boxes in image pixels.
-            angles: ``(N,)`` crop rotations in radians, or ``None`` (upright).
+        """:meth:`run_mesh` plus the head, mapped back to image pixels (same arguments).
 
         Returns:
             points ``(N, 68, 3)`` and mesh ``(N, 468, 3)`` float64 in image pixels (``z`` in
