@@ -20,7 +20,7 @@ from torch import nn
 from mvface._io import atomic_path
 from mvface.errors import BadInputError, NotAvailableError
 from mvface.models.base import LandmarkModel
-from mvface.models.trainable import TorchLandmarkModel
+from mvface.models.trainable import TorchLandmarkModel, eval_mode
 
 
 class DecomposedPReLU(nn.Module):
@@ -168,13 +168,9 @@ def onnx_parity(model: LandmarkModel, path: str | Path, batch: int = 3, seed: in
     gen = torch.Generator().manual_seed(seed)
     crops = torch.randint(0, 256, (batch, 3, size, size), generator=gen).float()
     x = tm.normalize(crops)
-    was_training = tm.net.training
-    tm.net.eval()  # the export is the eval-mode graph (BatchNorm with running statistics)
-    try:
-        with torch.no_grad():
-            ref = tm.forward_points(x.to(tm.device)).cpu().numpy()
-    finally:
-        tm.net.train(was_training)
+    # the export is the eval-mode graph (BatchNorm with running statistics)
+    with eval_mode(tm.net), torch.no_grad():
+        ref = tm.forward_points(x.to(tm.device)).cpu().numpy()
     session = onnx_session(path)
     out = session.run(None, {"crops": x.numpy()})[0]  # type: ignore[attr-defined]
     return float(np.abs(out - ref).max())
