@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import typer
@@ -34,6 +34,18 @@ def fail(message: str, code: int = EXIT_SOME_FAILED) -> typer.Exit:
     """Print one error line and return the exit to raise."""
     console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
+
+
+def exit_on_problems(**problems: Sequence[str]) -> None:
+    """List each problem as ``  <kind>: <line>`` (kinds in the order given) and exit 1 if any.
+
+    Example: ``exit_on_problems(skipped=summary.skipped, failed=summary.failed)``.
+    """
+    for kind, lines in problems.items():
+        for line in lines:
+            console.print(f"  {kind}: {line}", highlight=False, soft_wrap=True)
+    if any(problems.values()):
+        raise typer.Exit(EXIT_SOME_FAILED)
 
 
 def handle_errors(fn: F) -> F:

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mvface.cli._common import console, handle_errors
-from mvface.cli.demo_cmd import MODELS_HELP, exit_on_failures, print_skipped, run_with_progress
+from mvface.cli._common import console, exit_on_problems, handle_errors
+from mvface.cli.demo_cmd import MODELS_HELP, print_skipped, run_with_progress
 from mvface.demo import CompareConfig, run_compare
 
 
@@ -60,4 +60,4 @@ def compare_command(
         f"(+ {result.report.name}), {result.seconds:.1f} s",
         highlight=False,
     )
-    exit_on_failures(result.failed)
+    exit_on_problems(failed=result.failed)

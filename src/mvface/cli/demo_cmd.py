@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from mvface.cli._common import EXIT_SOME_FAILED, console, handle_errors
+from mvface.cli._common import console, exit_on_problems, handle_errors
 from mvface.demo import DEMO_MODELS, DemoConfig, run_demo
 from mvface.demo.models import ModelSpec
 
@@ -42,14 +42,6 @@ def print_skipped(skipped: list[tuple[ModelSpec, str]]) -> None:
     """One line per model that could not be loaded."""
     for spec, reason in skipped:
         console.print(f"  skipped model {spec.label}: {reason}", highlight=False, soft_wrap=True)
-
-
-def exit_on_failures(failed: list[str]) -> None:
-    """List the images that failed, one line each, and exit 1 if there were any."""
-    for line in failed:
-        console.print(f"  failed: {line}", highlight=False, soft_wrap=True)
-    if failed:
-        raise typer.Exit(EXIT_SOME_FAILED)
 
 
 @handle_errors
@@ -96,4 +88,4 @@ def demo_command(
         table.add_row(spec.label, "-" if nme is None else f"{nme:.2f}", mean_ms)
     console.print(table)
     console.print(f"drawings, overview.jpg and results.json in {cfg.output}", highlight=False)
-    exit_on_failures(result.failed)
+    exit_on_problems(failed=result.failed)

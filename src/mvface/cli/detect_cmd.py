@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from mvface.api import load
-from mvface.cli._common import EXIT_SOME_FAILED, console, handle_errors
+from mvface.cli._common import console, exit_on_problems, handle_errors
 from mvface.detect import DetectConfig, OutputFormat, collect_inputs, run_detect
 
 
@@ -46,7 +46,4 @@ def detect_command(
         f"{len(summary.files)} files, {len(summary.results)} images/frames, "
         f"{summary.n_faces} faces, {len(summary.failed)} failed; results in {out}"
     )
-    for line in summary.failed:
-        console.print(f"  failed: {line}", highlight=False, soft_wrap=True)
-    if summary.failed:
-        raise typer.Exit(EXIT_SOME_FAILED)
+    exit_on_problems(failed=summary.failed)

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from mvface._io import atomic_write_text
-from mvface.cli._common import EXIT_SOME_FAILED, console, handle_errors
+from mvface.cli._common import console, exit_on_problems, handle_errors
 from mvface.eval.report import format_table, write_report
 from mvface.eval.runner import DATASETS, EvalConfig, evaluate
 
@@ -55,10 +55,7 @@ def eval_command(
         f"{report.result.per_image.size} faces scored, {len(skipped)} skipped, "
         f"{report.extras['ms_per_face']:.2f} ms/face; report in {out}"
     )
-    for line in skipped:
-        console.print(f"  skipped: {line}", highlight=False, soft_wrap=True)
-    if skipped:
-        raise typer.Exit(EXIT_SOME_FAILED)
+    exit_on_problems(skipped=skipped)
 
 
 @handle_errors

@@ -12,7 +12,7 @@ from typing import Annotated, Literal, cast
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from mvface.cli._common import EXIT_SOME_FAILED, EXIT_USAGE, console, fail, handle_errors
+from mvface.cli._common import EXIT_USAGE, console, exit_on_problems, fail, handle_errors
 from mvface.synth.pipeline import RigName, SynthConfig, SynthEvent, run_synth, select_sources
 
 app = typer.Typer(invoke_without_command=True, no_args_is_help=True)
@@ -102,12 +102,10 @@ def synth_command(
         f"in {summary.seconds:.1f} s; dataset in {out}",
         highlight=False,
     )
-    for src, reason in summary.skipped:
-        console.print(f"  skipped: {src}: {reason}", highlight=False, soft_wrap=True)
-    for src, reason in summary.failed:
-        console.print(f"  failed: {src}: {reason}", highlight=False, soft_wrap=True)
-    if summary.skipped or summary.failed:
-        raise typer.Exit(EXIT_SOME_FAILED)
+    exit_on_problems(
+        skipped=[f"{src}: {reason}" for src, reason in summary.skipped],
+        failed=[f"{src}: {reason}" for src, reason in summary.failed],
+    )
 
 
 @app.command(name="preview")
