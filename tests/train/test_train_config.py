@@ -92,6 +92,21 @@ class TestCheck:
         with pytest.raises(ConfigError, match="never train on the validation set"):
             cfg.check()
 
+    def test_pooled_synthetic_sets_are_checked_against_validation(self, tmp_path: Path) -> None:
+        cfg = TrainConfig().with_overrides(
+            [
+                "train.mode=finetune",
+                "data.real_roots=a",
+                "data.synthetic=s0",
+                f"data.synthetic_extra=[s1, {tmp_path / 'held'}]",
+                f"train.val_synthetic={tmp_path / 'held'}",
+                "train.monitor=val/consistency",
+            ]
+        )
+        assert cfg.data.synthetic_roots() == ["s0", "s1", str(tmp_path / "held")]
+        with pytest.raises(ConfigError, match="never train on the validation set"):
+            cfg.check()
+
     def test_balanced_nme_needs_yaw_bins(self) -> None:
         cfg = TrainConfig().with_overrides(
             ["data.real_roots=a", "train.val_root=v", "train.val_dataset=300w"]

@@ -1,4 +1,5 @@
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ from mvface.data.readers.synthetic import load_identity, projection_matrices
 from mvface.data.scheme import FLIP_PERMUTATION
 from mvface.models.boxes import BoxTransform
 from mvface.models.trainable import apply_affine, invert_affine
+from mvface.synth.writer import SyntheticWriter
 from mvface.train.config import TrainConfig
 from mvface.train.data import (
     CropSpec,
@@ -21,6 +23,7 @@ from mvface.train.data import (
     augment_real_crops,
     step_rng,
 )
+from train.conftest import make_identity, write_synthetic
 
 SPEC = CropSpec(64, BoxTransform(1.3, 1.3, square="max"))
 
@@ -117,6 +120,50 @@ class TestSynthetic:
         gt = batch["pseudo_gt"].reshape(8, 68, 2).double().numpy()
         in_crop = apply_affine(invert_affine(batch["syn_to_image"].double().numpy()), gt)
         assert (in_crop > 3).all() and (in_crop < SPEC.size - 4).all()
+
+    def test_pools_identities_of_several_sets(self, tmp_path: Path) -> None:
+        roots = [
+            write_synthetic(tmp_path / name, 2, 5, seed) for name, seed in (("a", 0), ("b", 7))
+        ]
+        views = SyntheticViews(roots)
+        assert len(views) == 4
+        expected = [load_identity(r / f"id{i}").landmarks for r in roots for i in range(2)]
+        seen = set()
+        for seed in range(40):
+            gt = views.draw(1, 5, SPEC, 0.0, np.random.default_rng(seed))["pseudo_gt"][0]
+            matches = [k for k, e in enumerate(expected) if np.allclose(gt.numpy(), e, atol=1e-4)]
+            assert len(matches) == 1
+            seen.add(matches[0])
+        assert seen == {0, 1, 2, 3}
+
+    def test_rotated_crops_keep_the_points_on_their_pixels(self, tmp_path: Path) -> None:
+        # views with the landmarks drawn white on dark noise: after a rotated, jittered crop the
+        # pseudo ground truth mapped into the crop must still sit on bright pixels
+        ident = make_identity("dots", 4, seed=3, size=64)
+        images = ident.images // 4
+        for view, pts in zip(images, ident.landmarks, strict=True):
+            for x, y in np.rint(pts).astype(int):
+                view[y, x] = 255
+        writer = SyntheticWriter(tmp_path / "dots", image_format="png")
+        writer.write(replace(ident, images=images))
+        writer.write_manifest()
+        views = SyntheticViews(tmp_path / "dots")
+        spec = CropSpec(96, BoxTransform(1.3, 1.3, square="max"))
+        batch = views.draw(1, 4, spec, 0.05, np.random.default_rng(1), rotation_deg=40)
+        to_crop = invert_affine(batch["syn_to_image"].double().numpy())
+        assert np.abs(to_crop[:, 0, 1]).max() > 0.05  # the crops are rotated
+        in_crop = apply_affine(to_crop, batch["pseudo_gt"].reshape(4, 68, 2).double().numpy())
+        u, v = np.rint(in_crop).astype(int).transpose(2, 0, 1)
+        crops = batch["syn_crops"].float().mean(1).numpy()
+        values = crops[np.arange(4)[:, None], v.clip(0, 95), u.clip(0, 95)]
+        assert values.mean() > 110  # background is below 64
+
+    def test_colour_jitter_leaves_the_geometry(self, synthetic_root: Path) -> None:
+        views = SyntheticViews(synthetic_root)
+        plain = views.draw(2, 4, SPEC, 0.1, np.random.default_rng(5))
+        coloured = views.draw(2, 4, SPEC, 0.1, np.random.default_rng(5), colour=0.4)
+        assert torch.equal(plain["syn_to_image"], coloured["syn_to_image"])
+        assert not torch.equal(plain["syn_crops"], coloured["syn_crops"])
 
     def test_projections_reproduce_the_pseudo_ground_truth(self, synthetic_root: Path) -> None:
         ident = load_identity(synthetic_root / "id0")

@@ -216,9 +216,10 @@ def model_note(name: str, model: LandmarkModel) -> str:
         return f"peer: {PEERS[name]}"
     if name == "mvnet" and isinstance(model, TorchLandmarkModel) and model.net.training:
         return "random initialization (no shipped weights): speed only"
-    if name == DEFAULT_MODEL:
-        return "mvface's default model"
-    return ""
+    notes = ["mvface's default model"] if name == DEFAULT_MODEL else []
+    if model.flip_average:
+        notes.append("flip-averaged (each face also run mirrored)")
+    return "; ".join(notes)
 
 
 # ------------------------------------------------------------------------ faces

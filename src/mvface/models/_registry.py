@@ -36,7 +36,8 @@ def create_model(name: str, weights: str | None = None, **cfg: Any) -> LandmarkM
     Args:
         name: a name from :func:`list_models`.
         weights: a weights file or folder, for families that load external weights.
-        **cfg: family-specific options (see the family's factory).
+        **cfg: family-specific options (see the family's factory); ``flip_average`` (bool)
+            works for every family (:attr:`LandmarkModel.flip_average`).
 
     Raises:
         ValueError: unknown name.
@@ -44,4 +45,8 @@ def create_model(name: str, weights: str | None = None, **cfg: Any) -> LandmarkM
     """
     if name not in _MODELS:
         raise ValueError(f"unknown model {name!r}; available: {', '.join(list_models())}")
-    return _MODELS[name](weights=weights, **cfg)
+    flip_average = cfg.pop("flip_average", None)
+    model = _MODELS[name](weights=weights, **cfg)
+    if flip_average is not None:
+        model.flip_average = bool(flip_average)
+    return model

@@ -62,9 +62,17 @@ class Landmarks:
 
 
 class LandmarkModel(abc.ABC):
-    """A 68-point landmark model: faces in, points in image pixels out."""
+    """A 68-point landmark model: faces in, points in image pixels out.
+
+    Attributes:
+        config: the model's data contract.
+        flip_average: also predict each face mirrored left-right and average the two (test-time
+            flip; twice the network time). A model's left-right bias cancels and its noise
+            halves; extras other than the pose come from the plain pass.
+    """
 
     config: ModelConfig
+    flip_average: bool = False
 
     @abc.abstractmethod
     def _predict(self, images: Sequence[np.ndarray], crop_boxes: np.ndarray) -> Landmarks:
@@ -111,4 +119,53 @@ class LandmarkModel(abc.ABC):
         if len(box_arr) == 0:
             dims = 3 if self.config.output == "68x3" else 2
             return Landmarks(points=np.zeros((0, 68, dims)))
-        return self._predict(image_list, box_arr)
+        plain = self._predict(image_list, box_arr)
+        if not self.flip_average:
+            return plain
+        widths = np.array([img.shape[1] for img in image_list], np.float64)
+        mirrored = self._predict(
+            [np.ascontiguousarray(img[:, ::-1]) for img in image_list],
+            mirror_boxes(box_arr, widths),
+        )
+        return average_with_mirrored(plain, mirrored, widths)
+
+
+def mirror_boxes(boxes: np.ndarray, widths: np.ndarray) -> np.ndarray:
+    """``(N, 4)`` boxes of faces in images mirrored left-right (``x → W - 1 - x``), pixels.
+
+    Args:
+        boxes: ``(N, 4)`` ``[x0, y0, x1, y1]`` 0-based pixels.
+        widths: ``(N,)`` image widths ``W`` in pixels.
+    """
+    out = np.array(boxes, np.float64, copy=True)
+    out[:, 0], out[:, 2] = widths - 1 - boxes[:, 2], widths - 1 - boxes[:, 0]
+    return out
+
+
+def average_with_mirrored(plain: Landmarks, mirrored: Landmarks, widths: np.ndarray) -> Landmarks:
+    """Average predictions with those made on the mirrored images, mapped back.
+
+    The mirrored pass's points are relabelled (:data:`~mvface.data.scheme.FLIP_PERMUTATION`:
+    its "left eye" is the subject's right eye) and moved back with ``x → W - 1 - x``; ``z``
+    is unchanged; the pose's yaw and roll change sign. Visibility and the other extras are the
+    plain pass's.
+
+    Args:
+        plain: predictions on the images, ``points`` ``(N, 68, 2|3)`` pixels.
+        mirrored: predictions on the mirrored images (mirrored boxes).
+        widths: ``(N,)`` image widths in pixels.
+    """
+    from mvface.data.scheme import FLIP_PERMUTATION
+
+    perm = list(FLIP_PERMUTATION)
+    back = np.array(mirrored.points, np.float64)[:, perm]
+    back[..., 0] = widths[:, None] - 1 - back[..., 0]
+    pose = plain.pose
+    if pose is not None and mirrored.pose is not None:
+        pose = (pose + np.asarray(mirrored.pose) * np.array([1.0, -1.0, -1.0])) / 2
+    return Landmarks(
+        points=(plain.points + back) / 2,
+        visibility=plain.visibility,
+        pose=pose,
+        extras=plain.extras,
+    )

@@ -38,15 +38,22 @@ def default(weights: str | None = None, **cfg: Any) -> MediaPipe68:
 #: pass beats the tracked re-crop for the fine-tuned network (docs/models/default-plus.md).
 DEFAULT_PLUS_PASSES = 1
 
+#: ``default+`` averages each face with its mirror image (:attr:`LandmarkModel.flip_average`):
+#: two network runs per face, as many as ``default``'s two passes (docs/results.md).
+DEFAULT_PLUS_FLIP_AVERAGE = True
+
 
 @register_model("default+")
 def default_plus(weights: str | None = None, **cfg: Any) -> MediaPipe68:
     """``default`` fine-tuned with the plug-in (``weights``: another fine-tune to load instead).
 
-    Options as ``mediapipe-68``; ``passes`` defaults to :data:`DEFAULT_PLUS_PASSES`.
+    Options as ``mediapipe-68``; ``passes`` defaults to :data:`DEFAULT_PLUS_PASSES` and
+    ``flip_average`` (handled by :func:`create_model`) to :data:`DEFAULT_PLUS_FLIP_AVERAGE`.
     """
     path = Path(weights) if weights is not None else DEFAULT_PLUS_PATH
     if not path.is_file():
         raise NotAvailableError(f"{path}: default+ weights not found (see docs/models)")
     cfg.setdefault("passes", DEFAULT_PLUS_PASSES)
-    return _renamed(mediapipe_68(str(path), **cfg), "default+")
+    model = _renamed(mediapipe_68(str(path), **cfg), "default+")
+    model.flip_average = DEFAULT_PLUS_FLIP_AVERAGE
+    return model

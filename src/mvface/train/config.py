@@ -81,7 +81,9 @@ class DataSection:
         real_per_step: real faces per step (reference: 3 per identity for DAD-3DNet+,
             i.e. 12 with 4 identities).
         synthetic: folder of a synthetic multiview set (``mvface synth``); needed by finetune.
-        synthetic_limit: use only the first N identities.
+        synthetic_extra: more synthetic sets, pooled with ``synthetic`` (identities drawn
+            uniformly from all of them).
+        synthetic_limit: use only the first N identities of each set.
         identities_per_step: B, identities per step (reference 4).
         views_per_identity: V, random views per identity (reference 32 of 512).
         scale_jitter: real crops: largest relative change of the crop size.
@@ -92,6 +94,10 @@ class DataSection:
             saturation.
         synthetic_jitter: synthetic crops: scale and shift jitter of the crop box (the
             cameras stay exact: predictions are mapped back to each view's pixels).
+        synthetic_rotation_deg: synthetic crops: largest in-plane rotation, degrees (mapped
+            back like the jitter; 0 keeps them upright).
+        synthetic_colour_jitter: synthetic crops: as ``colour_jitter`` (renders share one
+            light and camera response; real photos do not).
         num_workers: ``DataLoader`` worker processes (0: in the training process).
     """
 
@@ -100,6 +106,7 @@ class DataSection:
     real_limit: int | None = None
     real_per_step: int = 12
     synthetic: str | None = None
+    synthetic_extra: list[str] = field(default_factory=list)
     synthetic_limit: int | None = None
     identities_per_step: int = 4
     views_per_identity: int = 32
@@ -109,7 +116,13 @@ class DataSection:
     flip: float = 0.5
     colour_jitter: float = 0.2
     synthetic_jitter: float = 0.05
+    synthetic_rotation_deg: float = 0.0
+    synthetic_colour_jitter: float = 0.0
     num_workers: int = 0
+
+    def synthetic_roots(self) -> list[str]:
+        """Every synthetic set of the run: ``synthetic`` then ``synthetic_extra``."""
+        return ([self.synthetic] if self.synthetic else []) + list(self.synthetic_extra)
 
 
 @dataclass
@@ -123,6 +136,10 @@ class LossSection:
     Attributes:
         w_orig: weight of the real-data loss in finetune.
         real_jaw_weight: weight of points 0–16 relative to the others in ``L_orig``.
+        real_turned_jaw_weight: weight of the jaw points on the side of a real face that is
+            turned away from the camera (see :func:`mvface.train.module.turned_away_jaw`):
+            300-W draws them on the visible outline, not where the jaw is. ``None``: as
+            ``real_jaw_weight``.
         num_source_views: S, views triangulated by the consistency term.
         w_consistency: weight of the consistency term.
         w_anchor: weight of the anchored-consistency term.
@@ -134,6 +151,7 @@ class LossSection:
 
     w_orig: float = 1.0
     real_jaw_weight: float = 1.0
+    real_turned_jaw_weight: float | None = None
     # the plug-in's own defaults, flat in this section (``loss.w_consistency=...``)
     num_source_views: int = MultiviewLossConfig.num_source_views
     w_consistency: float = MultiviewLossConfig.w_consistency
@@ -402,11 +420,14 @@ class TrainConfig:
             "optim.weight_decay": self.optim.weight_decay,
             "loss.w_orig": self.loss.w_orig,
             "loss.real_jaw_weight": self.loss.real_jaw_weight,
+            "loss.real_turned_jaw_weight": self.loss.real_turned_jaw_weight or 0.0,
             "data.scale_jitter": d.scale_jitter,
             "data.shift_jitter": d.shift_jitter,
             "data.rotation_deg": d.rotation_deg,
             "data.colour_jitter": d.colour_jitter,
             "data.synthetic_jitter": d.synthetic_jitter,
+            "data.synthetic_rotation_deg": d.synthetic_rotation_deg,
+            "data.synthetic_colour_jitter": d.synthetic_colour_jitter,
         }
         for key, value in positive.items():
             if value < 1:
@@ -466,8 +487,7 @@ class TrainConfig:
         """Refuse real training roots that are, contain or lie inside a validation root."""
         vals = [Path(p).resolve() for p in (self.train.val_root, self.train.val_synthetic) if p]
         trains = [Path(p).resolve() for p in self.data.real_roots]
-        if self.data.synthetic:
-            trains.append(Path(self.data.synthetic).resolve())
+        trains += [Path(p).resolve() for p in self.data.synthetic_roots()]
         for tr in trains:
             for val in vals:
                 if tr == val or val in tr.parents or tr in val.parents:

@@ -32,7 +32,7 @@ so the cameras stay exact.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -237,18 +237,23 @@ class RealFaces:
 
 
 class SyntheticViews:
-    """Random multiview batches from a synthetic set (``mvface synth`` output).
+    """Random multiview batches from synthetic sets (``mvface synth`` output), pooled.
 
     Args:
-        root: the synthetic dataset folder.
-        limit: use only the first N identities.
+        roots: the synthetic dataset folders (one or several).
+        limit: use only the first N identities of each.
     """
 
-    def __init__(self, root: str | Path, limit: int | None = None) -> None:
-        self.source = SyntheticMultiviewSet(root, limit=limit)
+    def __init__(self, roots: str | Path | Sequence[str | Path], limit: int | None = None) -> None:
+        roots = [roots] if isinstance(roots, (str, Path)) else list(roots)
+        if not roots:
+            raise ValueError("SyntheticViews needs at least one synthetic set")
+        self.sources = [SyntheticMultiviewSet(root, limit=limit) for root in roots]
+        #: (set, identity) of every pooled identity.
+        self.index = [(s, i) for s, source in enumerate(self.sources) for i in range(len(source))]
 
     def __len__(self) -> int:
-        return len(self.source)
+        return len(self.index)
 
     def draw(
         self,
@@ -257,8 +262,14 @@ class SyntheticViews:
         spec: CropSpec,
         jitter: float,
         rng: np.random.Generator,
+        rotation_deg: float = 0.0,
+        colour: float = 0.0,
     ) -> dict[str, torch.Tensor]:
         """``identities`` random identities x ``views`` random views, cropped for the model.
+
+        ``jitter`` (box scale and shift), ``rotation_deg`` (in-plane) and ``colour`` (see
+        :func:`colour_jitter`) vary each crop; the cameras stay exact, since predictions are
+        mapped back to view pixels through ``syn_to_image``.
 
         Returns:
             ``syn_crops``, ``syn_to_image``, ``projections``, ``pseudo_gt``, ``visibility``,
@@ -267,24 +278,34 @@ class SyntheticViews:
         Raises:
             BadInputError: views of different sizes in one batch.
         """
-        n = len(self.source)
+        n = len(self.index)
         chosen = rng.choice(n, size=identities, replace=n < identities)
-        samples = [self.source.sample(int(i), views, rng) for i in chosen]
+        picks = [self.index[int(i)] for i in chosen]
+        samples = [self.sources[s].sample(i, views, rng) for s, i in picks]
         sizes = {s.images.shape[1:3] for s in samples}
         if len(sizes) != 1:
-            raise BadInputError(self.source.root, f"views of different sizes in one batch: {sizes}")
+            roots = sorted({str(self.sources[s].root) for s, _ in picks})
+            raise BadInputError(", ".join(roots), f"views of different sizes in one batch: {sizes}")
         h, w = sizes.pop()
         images = [img for s in samples for img in s.images]
         pseudo_gt = np.stack([s.landmarks for s in samples])  # (B, V, 68, 2)
+        count = len(images)
+        angles = (
+            np.radians(rng.uniform(-rotation_deg, rotation_deg, count))
+            if rotation_deg > 0
+            else None
+        )
         m = face_crop_matrices(
             landmark_box(pseudo_gt.reshape(-1, 68, 2)),
             spec.size,
             spec.crop,
             jitter=(jitter, jitter),
+            angles=angles,
             rng=rng,
         )
+        crops = colour_jitter(warp_crops(images, m, spec.size), colour, rng)
         return {
-            "syn_crops": _to_chw(warp_crops(images, m, spec.size)),
+            "syn_crops": _to_chw(crops),
             "syn_to_image": torch.from_numpy(invert_affine(m).astype(np.float32)),
             "projections": torch.from_numpy(np.stack([s.projections for s in samples])).float(),
             "pseudo_gt": torch.from_numpy(pseudo_gt.astype(np.float32)),
@@ -337,6 +358,8 @@ class StepBatches(Dataset[dict[str, torch.Tensor]]):
                     self.spec,
                     self.data.synthetic_jitter,
                     rng,
+                    rotation_deg=self.data.synthetic_rotation_deg,
+                    colour=self.data.synthetic_colour_jitter,
                 )
             )
         return batch
@@ -464,8 +487,8 @@ class TrainingData(pl.LightningDataModule):
                     f"{len(self.real.skipped)} real items skipped, e.g. "
                     + "; ".join(self.real.skipped[:3])
                 )
-        if mode == "finetune" and self.synthetic is None and d.synthetic:
-            self.synthetic = SyntheticViews(d.synthetic, d.synthetic_limit)
+        if mode == "finetune" and self.synthetic is None and d.synthetic_roots():
+            self.synthetic = SyntheticViews(d.synthetic_roots(), d.synthetic_limit)
 
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Turn the scalar entries of a training batch into Python numbers (no device syncs)."""

@@ -1,7 +1,8 @@
 """The LightningModule: one trainable landmark model, its losses, optimizer and validation.
 
 ``train`` mode minimizes ``L_orig``, the L1 distance between predicted and annotated points in
-crop pixels divided by the input size (a point weight ``loss.real_jaw_weight`` on the jaw).
+crop pixels divided by the input size (point weights ``loss.real_jaw_weight`` on the jaw and
+``loss.real_turned_jaw_weight`` on the half of it turned away from the camera).
 ``finetune`` mode minimizes ``w_orig · L_orig`` plus the plug-in's terms
 (:func:`~mvface.plugin.loss.multiview_losses`) on the synthetic views, whose predictions are
 mapped to view pixels by the :class:`~mvface.plugin.adapter.DetectorAdapter`. Real and synthetic
@@ -37,7 +38,14 @@ from mvface.plugin.loss import JAW, multiview_losses
 from mvface.train.config import TrainConfig
 from mvface.train.data import CropSpec, HeldOutViews
 
-__all__ = ["CHECKPOINT_KEY", "LandmarkTrainingModule", "landmark_l1", "step_seed"]
+__all__ = [
+    "CHECKPOINT_KEY",
+    "LandmarkTrainingModule",
+    "landmark_l1",
+    "real_point_weights",
+    "step_seed",
+    "turned_away_jaw",
+]
 
 #: Key of mvface's own entry in a Lightning checkpoint (plain types only).
 CHECKPOINT_KEY = "mvface"
@@ -49,7 +57,7 @@ def step_seed(seed: int, step: int, rank: int = 0) -> int:
 
 
 def landmark_l1(
-    pred: torch.Tensor, target: torch.Tensor, size: float, jaw_weight: float = 1.0
+    pred: torch.Tensor, target: torch.Tensor, size: float, weights: torch.Tensor | None = None
 ) -> torch.Tensor:
     """Mean L1 point error as a fraction of the crop side.
 
@@ -57,15 +65,63 @@ def landmark_l1(
         pred: ``(N, 68, 2+)`` predicted points, crop pixels (extra coordinates ignored).
         target: ``(N, 68, 2)`` annotated points, crop pixels.
         size: crop side ``S`` in pixels.
-        jaw_weight: weight of points 0–16 relative to the others.
+        weights: ``(68,)`` or ``(N, 68)`` point weights (``None``: all 1).
 
     Returns:
-        Scalar: ``Σ_i w_i · mean_xy |pred - target| / Σ_i w_i / S``.
+        Scalar: ``Σ w · mean_xy |pred - target| / Σ w / S`` (0 when every weight is 0).
     """
     per_point = (pred[..., :2] - target).abs().mean(dim=-1)  # (N, 68)
-    w = torch.ones(per_point.shape[-1], dtype=per_point.dtype, device=per_point.device)
-    w[JAW] = jaw_weight
-    return (per_point * w).sum() / (w.sum() * per_point.shape[0]) / size
+    w = (
+        torch.ones_like(per_point)
+        if weights is None
+        else weights.to(per_point).expand_as(per_point)
+    )
+    return (per_point * w).sum() / w.sum().clamp_min(1e-12) / size
+
+
+#: Jaw halves: the subject's right (iBUG 0-7, image left in a frontal face) and left (9-16).
+JAW_RIGHT, JAW_LEFT = tuple(range(0, 8)), tuple(range(9, 17))
+
+#: Where the nose tip sits between the jaw ends (0 at point 0, 1 at point 16) beyond which the
+#: nearer jaw half counts as turned away (about 40 degrees of yaw on 300-W's labels).
+TURNED_AWAY_RATIO = 0.3
+
+
+def turned_away_jaw(points: torch.Tensor, ratio: float = TURNED_AWAY_RATIO) -> torch.Tensor:
+    """Jaw points on the side of each face that is turned away from the camera.
+
+    From the 2D annotation alone: the nose tip (point 30) projected on the line from jaw end 0
+    to jaw end 16, as a fraction of that line; a face turned to one side has its nose near that
+    side's jaw end. Works for any in-plane rotation and for mirrored faces.
+
+    Args:
+        points: ``(N, 68, 2)`` annotated points (any pixel frame).
+        ratio: nose position below ``ratio`` (or above ``1 - ratio``) marks jaw points 0-7
+            (or 9-16) as turned away.
+
+    Returns:
+        ``(N, 68)`` bool, true only for the turned-away jaw points (the chin, 8, never).
+    """
+    p = points[..., :2]
+    axis = p[:, 16] - p[:, 0]
+    length2 = (axis * axis).sum(-1).clamp_min(1e-12)
+    r = ((p[:, 30] - p[:, 0]) * axis).sum(-1) / length2  # (N,)
+    out = torch.zeros(p.shape[:2], dtype=torch.bool, device=p.device)
+    out[:, list(JAW_RIGHT)] = (r < ratio)[:, None]
+    out[:, list(JAW_LEFT)] = (r > 1 - ratio)[:, None]
+    return out
+
+
+def real_point_weights(
+    targets: torch.Tensor, jaw_weight: float, turned_jaw_weight: float | None
+) -> torch.Tensor:
+    """``(N, 68)`` weights of the real-data loss: 1, ``jaw_weight`` on the jaw, and
+    ``turned_jaw_weight`` on :func:`turned_away_jaw` points (``None``: ``jaw_weight``)."""
+    w = torch.ones(targets.shape[:2], dtype=targets.dtype, device=targets.device)
+    w[:, JAW] = jaw_weight
+    if turned_jaw_weight is not None:
+        w = torch.where(turned_away_jaw(targets), w.new_tensor(turned_jaw_weight), w)
+    return w
 
 
 class LandmarkTrainingModule(pl.LightningModule):
@@ -111,11 +167,13 @@ class LandmarkTrainingModule(pl.LightningModule):
         n_real = len(batch["real_crops"]) if "real_crops" in batch else 0
         total = points.new_zeros(())
         if n_real:
+            loss = self.config.loss
+            targets = batch["real_targets"]
             real_l1 = landmark_l1(
                 points[:n_real].float(),
-                batch["real_targets"],
+                targets,
                 float(self.spec.size),
-                self.config.loss.real_jaw_weight,
+                real_point_weights(targets, loss.real_jaw_weight, loss.real_turned_jaw_weight),
             )
             out["real_l1"] = real_l1
             w_orig = self.config.loss.w_orig if self.config.train.mode == "finetune" else 1.0
