@@ -80,6 +80,15 @@ class TestFlipAverage:
         assert out.pose is not None
         np.testing.assert_allclose(out.pose, [[0.1, 0.0, 0.0]] * 2, atol=1e-12)
 
+    def test_faces_sharing_one_image(self, spot_model: str) -> None:
+        image = _image(64, (12, 20))
+        image[30, 50] = 255
+        boxes = np.array([[2.0, 10.0, 25.0, 28.0], [40.0, 25.0, 60.0, 40.0]])
+        out = create_model(spot_model, flip_average=True).predict(image, boxes)
+        spots = np.array([[12.0, 20.0], [50.0, 30.0]])
+        expected = spots[:, None] + SHAPE + np.array([0.0, BIAS[1]])
+        np.testing.assert_allclose(out.points, expected, atol=1e-9)
+
     def test_mirrored_labels_keep_their_side(self, spot_model: str) -> None:
         # the subject's right eye corner (36) stays left of the left one (45) in the image
         out = create_model(spot_model, flip_average=True).predict(

@@ -123,9 +123,12 @@ class LandmarkModel(abc.ABC):
         if not self.flip_average:
             return plain
         widths = np.array([img.shape[1] for img in image_list], np.float64)
+        flipped: dict[int, np.ndarray] = {}  # one mirror per distinct image (many faces share one)
+        for img in image_list:
+            if id(img) not in flipped:
+                flipped[id(img)] = np.ascontiguousarray(img[:, ::-1])
         mirrored = self._predict(
-            [np.ascontiguousarray(img[:, ::-1]) for img in image_list],
-            mirror_boxes(box_arr, widths),
+            [flipped[id(img)] for img in image_list], mirror_boxes(box_arr, widths)
         )
         return average_with_mirrored(plain, mirrored, widths)
 
