@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from mvface.data.scheme import (
     COARSE_GROUPS,
     FLIP_PERMUTATION,
@@ -9,6 +11,7 @@ from mvface.data.scheme import (
     LANDMARK_NAMES,
     NUM_LANDMARKS,
     OUTER_EYE_CORNERS,
+    mirror_points,
 )
 
 
@@ -35,6 +38,22 @@ class TestFlipPermutation:
                 assert b.startswith("left_"), (a, b)
             if a.startswith("left_"):
                 assert b.startswith("right_"), (a, b)
+
+
+class TestMirrorPoints:
+    def test_hand_computed(self) -> None:
+        points = np.zeros((68, 3))
+        points[36] = [2.0, 5.0, 7.0]  # subject's right outer eye corner
+        out = mirror_points(points, 10)
+        np.testing.assert_array_equal(out[45], [7.0, 5.0, 7.0])  # x -> 10 - 1 - 2; z kept
+        np.testing.assert_array_equal(out[36], [9.0, 0.0, 0.0])
+
+    def test_batched_widths_and_own_inverse(self) -> None:
+        points = np.random.default_rng(0).uniform(0, 30, (2, 3, 68, 2))
+        widths = np.array([[31.0, 40.0, 50.0], [64.0, 33.0, 45.0]])
+        out = mirror_points(points, widths)
+        np.testing.assert_allclose(out[1, 2, 45, 0], 44.0 - points[1, 2, 36, 0])
+        np.testing.assert_allclose(mirror_points(out, widths), points)
 
 
 class TestGroups:

@@ -14,6 +14,7 @@ from _shared import SHARED, requires_shared
 from mvface.data.image import load_image
 from mvface.data.readers.pts import read_pts
 from mvface.data.record import landmark_box
+from mvface.data.scheme import FLIP_PERMUTATION
 from mvface.errors import BadInputError
 from mvface.eval.metrics import interocular_normalizer, nme
 from mvface.models import create_model, list_models
@@ -22,7 +23,6 @@ from mvface.models.mediapipe_68 import (
     DEFAULT_HEAD_PATH,
     FACE_OVAL,
     IBUG_JAW,
-    IBUG_MIRROR,
     LICENCE,
     MESH_OUTER_EYE_CORNERS,
     MediaPipe68,
@@ -133,8 +133,8 @@ class TestEyeAnglesAndRecrop:
 
 class TestMirrorFace:
     def test_mirror_is_an_involution(self) -> None:
-        assert sorted(IBUG_MIRROR) == list(range(68))
-        assert all(IBUG_MIRROR[IBUG_MIRROR[k]] == k for k in range(68))
+        assert sorted(FLIP_PERMUTATION) == list(range(68))
+        assert all(FLIP_PERMUTATION[FLIP_PERMUTATION[k]] == k for k in range(68))
         rng = np.random.default_rng(0)
         image = rng.integers(0, 255, (20, 30, 3), dtype=np.uint8)
         points = rng.uniform(0, 19, (68, 2))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mvface.models.mediapipe_68 import IBUG_MIRROR
+from mvface.data.scheme import FLIP_PERMUTATION
 from mvface.train.module import landmark_l1, real_point_weights, turned_away_jaw
 
 
@@ -54,7 +54,7 @@ class TestTurnedAwayJaw:
         rotated = face @ rot.T + 7.0
         assert torch.equal(turned_away_jaw(rotated[None]), turned_away_jaw(face[None]))
         # a mirrored, relabelled face has the other half turned away
-        mirrored = face[list(IBUG_MIRROR)] * torch.tensor([-1.0, 1.0], dtype=face.dtype)
+        mirrored = face[list(FLIP_PERMUTATION)] * torch.tensor([-1.0, 1.0], dtype=face.dtype)
         assert turned_away_jaw(mirrored[None])[0].nonzero().flatten().tolist() == list(range(9, 17))
 
 

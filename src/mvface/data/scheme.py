@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
+import numpy as np
+
 NUM_LANDMARKS = 68
 
 #: Contiguous groups of the scheme (name -> indices).
@@ -75,3 +77,20 @@ def _flip_permutation() -> tuple[int, ...]:
 
 #: Left/right permutation for horizontally flipped images (an involution).
 FLIP_PERMUTATION: tuple[int, ...] = _flip_permutation()
+
+
+def mirror_points(points: np.ndarray, width: float | np.ndarray) -> np.ndarray:
+    """68-point annotations of faces mirrored left-right, relabelled.
+
+    Args:
+        points: ``(..., 68, D)`` 0-based pixels, ``x`` first (other coordinates unchanged).
+        width: image width ``W`` in pixels, a number or one per face (``(...)``).
+
+    Returns:
+        ``(..., 68, D)`` float64: ``x → W - 1 - x``, and point ``k`` of the result is point
+        ``FLIP_PERMUTATION[k]`` of the input (the mirrored face's right eye is the original's
+        left one). Its own inverse.
+    """
+    out = np.array(points, np.float64)[..., list(FLIP_PERMUTATION), :]
+    out[..., 0] = np.asarray(width, np.float64)[..., None] - 1 - out[..., 0]
+    return out

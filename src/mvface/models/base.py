@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from mvface.data.scheme import mirror_points
 from mvface.errors import BadInputError
 from mvface.models.boxes import IDENTITY, BoxTransform
 
@@ -158,11 +159,7 @@ def average_with_mirrored(plain: Landmarks, mirrored: Landmarks, widths: np.ndar
         mirrored: predictions on the mirrored images (mirrored boxes).
         widths: ``(N,)`` image widths in pixels.
     """
-    from mvface.data.scheme import FLIP_PERMUTATION
-
-    perm = list(FLIP_PERMUTATION)
-    back = np.array(mirrored.points, np.float64)[:, perm]
-    back[..., 0] = widths[:, None] - 1 - back[..., 0]
+    back = mirror_points(mirrored.points, widths)
     pose = plain.pose
     if pose is not None and mirrored.pose is not None:
         pose = (pose + np.asarray(mirrored.pose) * np.array([1.0, -1.0, -1.0])) / 2

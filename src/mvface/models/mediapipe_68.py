@@ -48,6 +48,7 @@ import torch
 from torch import nn
 
 from mvface.data.record import landmark_box
+from mvface.data.scheme import GROUPS, mirror_points
 from mvface.errors import BadInputError, NotAvailableError
 from mvface.models._registry import register_model
 from mvface.models._weights import load_weights, save_weights
@@ -82,7 +83,7 @@ FACE_OVAL = (
 )  # fmt: skip
 
 #: iBUG points 0-16: the jaw line.
-IBUG_JAW = tuple(range(17))
+IBUG_JAW = GROUPS["jaw"]
 
 #: Canonical (tight 68-point) box -> first-pass crop: 1.5x, square on the long side.
 FIRST_PASS_CROP = BoxTransform(scale_w=1.5, scale_h=1.5, square="max")
@@ -463,15 +464,6 @@ def _to_image_pixels(crop_points: torch.Tensor, m: np.ndarray) -> np.ndarray:
 # Fitting the head on 300-W
 # --------------------------------------------------------------------------------------------
 
-#: iBUG 68 left-right mirror: point ``k`` of a mirrored face is point ``IBUG_MIRROR[k]``.
-IBUG_MIRROR = (
-    16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0,
-    26, 25, 24, 23, 22, 21, 20, 19, 18, 17,
-    27, 28, 29, 30, 35, 34, 33, 32, 31,
-    45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40,
-    54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55, 64, 63, 62, 61, 60, 67, 66, 65,
-)  # fmt: skip
-
 
 @dataclass(frozen=True)
 class HeadFitConfig:
@@ -481,7 +473,7 @@ class HeadFitConfig:
         neighbours: candidate vertices of each non-jaw point: the ``neighbours`` vertices
             nearest to it on average over the training faces (2D, box-normalized).
         ridge: ridge penalty on the weights, per training face (box-normalized units).
-        mirror: also fit on the mirrored images (labels permuted by :data:`IBUG_MIRROR`).
+        mirror: also fit on the mirrored images (:func:`~mvface.data.scheme.mirror_points`).
         seed: recorded for the recipe; the fit has no random step.
     """
 
@@ -505,10 +497,7 @@ def mirror_face(image: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.n
     Returns:
         The mirrored image and points ``(68, 2+)`` in iBUG order.
     """
-    flipped = np.ascontiguousarray(image[:, ::-1])
-    out = np.array(points, dtype=np.float64, copy=True)
-    out[:, 0] = image.shape[1] - 1 - out[:, 0]
-    return flipped, out[list(IBUG_MIRROR)]
+    return np.ascontiguousarray(image[:, ::-1]), mirror_points(points, image.shape[1])
 
 
 def collect_meshes(

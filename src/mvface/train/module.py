@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from mvface import __version__
+from mvface.data.scheme import GROUPS
 from mvface.errors import BadInputError
 from mvface.eval.consistency import multiview_consistency_error
 from mvface.eval.runner import EvalConfig, evaluate
@@ -80,7 +81,7 @@ def landmark_l1(
 
 
 #: Jaw halves: the subject's right (iBUG 0-7, image left in a frontal face) and left (9-16).
-JAW_RIGHT, JAW_LEFT = tuple(range(0, 8)), tuple(range(9, 17))
+JAW_RIGHT, JAW_LEFT = list(GROUPS["jaw"][:8]), list(GROUPS["jaw"][9:])
 
 #: Where the nose tip sits between the jaw ends (0 at point 0, 1 at point 16) beyond which the
 #: nearer jaw half counts as turned away (about 40 degrees of yaw on 300-W's labels).
@@ -107,8 +108,8 @@ def turned_away_jaw(points: torch.Tensor, ratio: float = TURNED_AWAY_RATIO) -> t
     length2 = (axis * axis).sum(-1).clamp_min(1e-12)
     r = ((p[:, 30] - p[:, 0]) * axis).sum(-1) / length2  # (N,)
     out = torch.zeros(p.shape[:2], dtype=torch.bool, device=p.device)
-    out[:, list(JAW_RIGHT)] = (r < ratio)[:, None]
-    out[:, list(JAW_LEFT)] = (r > 1 - ratio)[:, None]
+    out[:, JAW_RIGHT] = (r < ratio)[:, None]
+    out[:, JAW_LEFT] = (r > 1 - ratio)[:, None]
     return out
 
 
