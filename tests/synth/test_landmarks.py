@@ -24,6 +24,7 @@ from mvface.geometry import (
 from mvface.models.mediapipe_mesh import DEFAULT_WEIGHTS_PATH
 from mvface.synth.landmarks import (
     DEFAULT_VISIBILITY_TOLERANCE,
+    deepen_jaw,
     depth_at_landmarks,
     head_scale,
     hidden_views,
@@ -265,3 +266,46 @@ class TestTransferLandmarks:
         back, _ = project_landmarks(lm3d, head.source_camera[None], 128)
         np.testing.assert_allclose(back[0].numpy(), landmarks, atol=1e-6)
         assert math.isfinite(float(out.depth.max()))
+
+
+def _flat_face() -> torch.Tensor:
+    """68 points on the plane z = 0 (eyes at y = 0, mouth at y = 1), nose tip at z = +0.5."""
+    p = torch.zeros(68, 3, dtype=torch.float64)
+    p[:17, 0] = torch.linspace(-1.2, 1.2, 17)
+    p[:17, 1] = 0.6
+    p[36:42, 0], p[42:48, 0] = -0.5, 0.5
+    p[48:68, 1] = 1.0
+    p[30] = torch.tensor([0.0, 0.6, 0.5], dtype=torch.float64)
+    return p
+
+
+class TestDeepenJaw:
+    def test_closed_form(self) -> None:
+        p = _flat_face()
+        out = deepen_jaw(p, 0.2, taper=3)
+        # eye-to-mouth distance 1, the nose in front (+z): the jaw goes to -z
+        expected_z = -0.2 * torch.clamp((torch.arange(17.0) - 8).abs() / 3, max=1).double()
+        assert torch.allclose(out[:17, 2], expected_z)
+        assert torch.equal(out[:17, :2], p[:17, :2]) and torch.equal(out[17:], p[17:])
+        assert torch.equal(p, _flat_face())  # input untouched
+
+    def test_follows_pose_and_scale(self) -> None:
+        p = _flat_face()
+        R = torch.from_numpy(cv2.Rodrigues(np.array([0.3, -1.1, 0.4]))[0])
+        moved = 2.5 * p @ R.T + torch.tensor([0.1, -3.0, 7.0], dtype=torch.float64)
+        expected = 2.5 * deepen_jaw(p, 0.15) @ R.T + torch.tensor([0.1, -3.0, 7.0]).double()
+        assert torch.allclose(deepen_jaw(moved, 0.15), expected, atol=1e-12)
+
+    def test_nose_decides_the_side(self) -> None:
+        p = _flat_face()
+        p[30, 2] = -0.5  # nose towards -z: the head lies towards +z
+        assert (deepen_jaw(p, 0.2)[[0, 16], 2] > 0.19).all()
+
+    def test_zero_depth_is_identity(self) -> None:
+        assert torch.equal(deepen_jaw(_flat_face(), 0.0), _flat_face())
+
+    def test_bad_input(self) -> None:
+        with pytest.raises(BadInputError, match="68 points"):
+            deepen_jaw(torch.zeros(5, 3), 0.2)
+        with pytest.raises(BadInputError, match="span a plane"):
+            deepen_jaw(torch.ones(68, 3), 0.2)

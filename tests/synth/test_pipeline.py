@@ -28,6 +28,7 @@ from mvface.data.readers.synthetic import (
 )
 from mvface.errors import BadInputError
 from mvface.synth.backends import Head
+from mvface.synth.landmarks import deepen_jaw
 from mvface.synth.pipeline import (
     SynthConfig,
     align_crop,
@@ -58,6 +59,13 @@ def toy_landmarks(cx: float = 100.0, cy: float = 100.0, scale: float = 1.0) -> n
     pts[48:68] = np.c_[22 * np.cos(a), 35 + 8 * np.sin(a)]  # mouth: 48 and 54 at the corners
     pts[54] = [22, 35]
     return pts * scale + [cx, cy]
+
+
+def toy_landmarks_3d() -> np.ndarray:
+    """:func:`toy_landmarks` on the plane z = 2.5, the nose tip 10 units in front of it."""
+    points = np.c_[toy_landmarks(), np.full(68, 2.5)]
+    points[30, 2] -= 10.0
+    return points
 
 
 # -- align_crop ------------------------------------------------------------------------------
@@ -145,6 +153,8 @@ def test_config_checks_values(tmp_path: Path) -> None:
         SynthConfig(source=tmp_path, out=tmp_path, max_yaw_deg=100)
     with pytest.raises(ValueError, match="jaw_from"):
         SynthConfig(source=tmp_path, out=tmp_path, jaw_from="outline")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="jaw_depth"):
+        SynthConfig(source=tmp_path, out=tmp_path, jaw_depth=-0.1)
 
 
 @pytest.mark.parametrize("rig", ["grid", "random"])
@@ -382,6 +392,16 @@ class TestSourceLandmarks3d:
         assert (lm3d[:17] == 7.0).all() and torch.allclose(
             lm3d[17:, 2], torch.full((51,), 0.2, dtype=torch.float64)
         )
+
+    def test_jaw_depth_moves_only_the_jaw(self) -> None:
+        surface = toy_landmarks_3d()
+        landmarks = toy_landmarks(32.0, 32.0, 0.35)  # on the plane of self._depth()
+        args = (_head(surface), landmarks, self._depth(), self.LABEL, "surface")
+        flat, _ = source_landmarks3d(*args)
+        deep, from_surface = source_landmarks3d(*args, jaw_depth=0.2)
+        assert from_surface == list(range(17))
+        assert torch.equal(deep, deepen_jaw(flat, 0.2))
+        assert torch.equal(deep[17:], flat[17:]) and not torch.equal(deep[:17], flat[:17])
 
     def test_without_surface_landmarks(self) -> None:
         landmarks = np.full((68, 2), 30.0)

@@ -53,6 +53,10 @@ def synth_command(
     jaw_from: Annotated[
         str, typer.Option(help="Jaw points in 3D from: depth (lift the labels) or surface.")
     ] = "depth",
+    jaw_depth: Annotated[
+        float,
+        typer.Option(min=0, max=1, help="Move the 3D jaw back by this many eye-mouth distances."),
+    ] = 0.0,
     image_format: Annotated[str, typer.Option(help="jpg or png.")] = "jpg",
     quality: Annotated[int, typer.Option(min=1, max=100, help="JPEG quality.")] = 95,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
@@ -79,6 +83,7 @@ def synth_command(
         image_format=image_format,
         quality=quality,
         jaw_from=cast(Literal["depth", "surface"], jaw_from),  # checked by SynthConfig
+        jaw_depth=jaw_depth,
         limit=limit,
         seed=seed,
         workers=workers,

@@ -41,7 +41,12 @@ from mvface.data.record import FaceSample
 from mvface.data.scheme import GROUPS
 from mvface.errors import BadInputError
 from mvface.synth.backends import Head, HeadBackend, create_backend, iter_renders
-from mvface.synth.landmarks import depth_at_landmarks, lift_landmarks, transfer_landmarks
+from mvface.synth.landmarks import (
+    deepen_jaw,
+    depth_at_landmarks,
+    lift_landmarks,
+    transfer_landmarks,
+)
 from mvface.synth.rig import grid_rig, paper_rig, random_rig, rig_labels
 from mvface.synth.writer import IdentityRecord, SyntheticWriter, output_lock, safe_identity_name
 
@@ -91,6 +96,9 @@ class SynthConfig:
             (:meth:`~mvface.synth.backends.Head.surface_landmarks`: the jaw in 3D). Either
             way, a point with no depth nearby (just off the head) takes the surface point
             when the backend has one, instead of skipping the source.
+        jaw_depth: moves the 3D jaw points back into the head by this many eye-to-mouth
+            distances (tapering to 0 at the chin; :func:`~mvface.synth.landmarks.deepen_jaw`):
+            0.2 puts the face mesh's jaw where AFLW2000-3D's 3DMM convention has it.
     """
 
     source: str | Path
@@ -113,6 +121,7 @@ class SynthConfig:
     ray_address: str | None = None
     landmark_model: str | None = "mediapipe-68"
     jaw_from: Literal["depth", "surface"] = "depth"
+    jaw_depth: float = 0.0
 
     def __post_init__(self) -> None:
         self.source = Path(self.source)
@@ -140,6 +149,7 @@ class SynthConfig:
                 self.jaw_from in ("depth", "surface"),
                 f"jaw_from must be depth or surface, not {self.jaw_from!r}",
             ),
+            (0 <= self.jaw_depth <= 1, f"jaw_depth must be in 0..1, got {self.jaw_depth}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -347,6 +357,7 @@ def source_landmarks3d(
     depth: np.ndarray,
     camera: torch.Tensor,
     jaw_from: str = "depth",
+    jaw_depth: float = 0.0,
 ) -> tuple[torch.Tensor, list[int]]:
     """Step 6a: the source crop's 68 landmarks as world points.
 
@@ -356,6 +367,7 @@ def source_landmarks3d(
         depth: ``(S, S)`` depth of the head rendered in the source camera.
         camera: ``(25,)`` source camera label.
         jaw_from: ``depth`` or ``surface`` (see :class:`SynthConfig`).
+        jaw_depth: see :class:`SynthConfig`.
 
     Returns:
         ``(68, 3)`` world points and the indices taken from the head's surface landmarks.
@@ -374,6 +386,8 @@ def source_landmarks3d(
         jaw = list(GROUPS["jaw"])
         lm3d[jaw] = torch.from_numpy(surface[jaw]).to(lm3d.dtype)
         from_surface |= set(jaw)
+    if jaw_depth:
+        lm3d = deepen_jaw(lm3d, jaw_depth)
     return lm3d, sorted(from_surface)
 
 
@@ -413,7 +427,7 @@ def synthesize_identity(
         src_cam = head.source_camera.detach().cpu().to(torch.float64)
         src_view = head.render(src_cam[None], cfg.crop_size)
         lm3d, from_surface = source_landmarks3d(
-            head, crop_lm, src_view.depth[0], src_cam, cfg.jaw_from
+            head, crop_lm, src_view.depth[0], src_cam, cfg.jaw_from, cfg.jaw_depth
         )
         v = len(labels)
         images = np.empty((v, cfg.size, cfg.size, 3), np.uint8)
@@ -441,6 +455,7 @@ def synthesize_identity(
         "package_version": __version__,
         "hidden_views": np.flatnonzero(hidden).tolist(),
         "jaw_from": cfg.jaw_from,
+        "jaw_depth": cfg.jaw_depth,
         "landmarks_from_surface": from_surface,
     }
     return IdentityRecord(
