@@ -225,6 +225,35 @@ def test_identities_are_readable_and_geometrically_exact(
 
 
 @requires_shared("data/samples/einstein.jpg")
+def test_cli_jaw_depth_moves_the_surface_jaw(
+    dataset: tuple[Path, SynthConfig], tmp_path: Path
+) -> None:
+    _, cfg = dataset
+    source = Path(cfg.source)
+    run_synth(
+        SynthConfig(
+            source=source,
+            out=tmp_path / "flat",
+            views=4,
+            size=64,
+            crop_size=256,
+            limit=1,
+            jaw_from="surface",
+        )
+    )
+    args = ["synth", "--source", str(source), "--out", str(tmp_path / "deep"), "--views", "4"]
+    args += ["--size", "64", "--crop-size", "256", "--limit", "1", "--quiet"]
+    args += ["--jaw-from", "surface", "--jaw-depth", "0.2"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    [flat_id], [deep_id] = list_identities(tmp_path / "flat"), list_identities(tmp_path / "deep")
+    deep = load_identity(deep_id)
+    assert deep.meta["jaw_depth"] == 0.2 and deep.meta["jaw_from"] == "surface"
+    expected = deepen_jaw(torch.from_numpy(load_identity(flat_id).landmarks3d), 0.2)
+    assert np.allclose(deep.landmarks3d, expected.numpy(), atol=1e-6)
+
+
+@requires_shared("data/samples/einstein.jpg")
 def test_resume_does_nothing_new_and_a_held_lock_refuses(
     dataset: tuple[Path, SynthConfig],
 ) -> None:
