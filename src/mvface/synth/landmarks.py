@@ -89,9 +89,10 @@ def deepen_jaw(points3d: torch.Tensor, depth: float, taper: int = JAW_DEPTH_TAPE
 
     Why: a 68-point jaw in 3D has no single place. The face mesh's oval (``jaw_from=surface``)
     runs along the front of the cheeks; the 3DMM convention that AFLW2000-3D is labelled in
-    (the Basel Face Model's keypoints) puts the jaw on the mandible, 0.16–0.25 eye-to-mouth
-    distances further back at the sides and level at the chin (docs/synth.md). Turned heads
-    show the difference: at 70° of yaw it moves the jaw sideways by almost as much.
+    (the Basel Face Model's keypoints) puts the jaw on the mandible: 0.19–0.26 eye-to-mouth
+    distances further back at points 0–5 and 11–16, 0.14 at 6 and 10, level at the chin
+    (docs/synth.md). Turned heads show the difference: at 70° of yaw a depth change moves a
+    point sideways by 0.94 times as much.
 
     The depth axis is the normal of the plane through the eye line and the eye-to-mouth
     direction, pointing away from the nose tip (point 30). Point ``k`` moves by
