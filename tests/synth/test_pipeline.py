@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import cast
 
@@ -230,17 +231,7 @@ def test_cli_jaw_depth_moves_the_surface_jaw(
 ) -> None:
     _, cfg = dataset
     source = Path(cfg.source)
-    run_synth(
-        SynthConfig(
-            source=source,
-            out=tmp_path / "flat",
-            views=4,
-            size=64,
-            crop_size=256,
-            limit=1,
-            jaw_from="surface",
-        )
-    )
+    run_synth(replace(cfg, out=tmp_path / "flat", views=4, limit=1, jaw_from="surface"))
     args = ["synth", "--source", str(source), "--out", str(tmp_path / "deep"), "--views", "4"]
     args += ["--size", "64", "--crop-size", "256", "--limit", "1", "--quiet"]
     args += ["--jaw-from", "surface", "--jaw-depth", "0.2"]
