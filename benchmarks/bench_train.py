@@ -10,9 +10,10 @@ Two measurements, both on the same machine in the same run (goals of issue #5):
    The *plug-in* step adds the plug-in's work: mapping the synthetic predictions to view pixels
    and the consistency, anchor and supervision terms (DLT triangulation of S source views,
    reprojection into all V views) of :func:`mvface.plugin.loss.multiview_losses`, computed by
-   :meth:`mvface.train.module.LandmarkTrainingModule.compute_losses` itself. The two variants are
-   interleaved (``--repeats`` rounds after ``--warmup``), and the medians are compared, so
-   machine load affects both alike.
+   :meth:`mvface.train.module.LandmarkTrainingModule.compute_losses` itself, compiled or eager
+   as ``train.compile_loss`` (``--compile-loss``) says. The two variants are interleaved
+   (``--repeats`` rounds after ``--warmup``, each round's order alternating), and the medians
+   are compared, so machine load affects both alike.
 2. **Peak memory of one CPU plug-in step** with 4 identities x 32 views (+ real crops) at the
    model's input size (goal: <= 8 GB): a fresh subprocess builds the model and the batch, runs
    one full step, and reports its peak resident set size (``ru_maxrss``) and the peak before
@@ -28,6 +29,8 @@ Usage::
     python benchmarks/bench_train.py                       # mvnet at its default 128 px
     python benchmarks/bench_train.py --options '{"input_size": 256}' --repeats 5
     python benchmarks/bench_train.py --markdown BENCHMARKS.md   # append the table
+    python benchmarks/bench_train.py --device cuda --model mediapipe-68 --compile-loss off
+    bash benchmarks/gpu_plugin_cost.sh     # the GPU runs of docs/training.md, in one go
 """
 
 from __future__ import annotations
@@ -126,12 +129,21 @@ def train_step(
     return float(loss.detach())
 
 
-def build(args: argparse.Namespace) -> tuple[LandmarkTrainingModule, torch.optim.Optimizer]:
-    """The model inside the training module (finetune mode, reference loss weights)."""
-    model = create_model(args.model, seed=0, **json.loads(args.options))
+def create_trainable(args: argparse.Namespace) -> TorchLandmarkModel:
+    """The benchmarked model (fixed seed for its random initialization, if it has one)."""
+    torch.manual_seed(0)
+    model = create_model(args.model, **json.loads(args.options))
     if not isinstance(model, TorchLandmarkModel):
         raise SystemExit(f"{args.model} is not trainable")
-    config = TrainConfig().with_overrides(["train.mode=finetune"])
+    return model
+
+
+def build(args: argparse.Namespace) -> tuple[LandmarkTrainingModule, torch.optim.Optimizer]:
+    """The model inside the training module (finetune mode, reference loss weights)."""
+    model = create_trainable(args)
+    config = TrainConfig().with_overrides(
+        ["train.mode=finetune", f"train.compile_loss={args.compile_loss}"]
+    )
     module = LandmarkTrainingModule(model, config).to(args.device).train()
     optimizer = torch.optim.AdamW(model.net.parameters(), lr=1e-4)
     return module, optimizer
@@ -146,7 +158,8 @@ def time_steps(args: argparse.Namespace) -> dict[str, Any]:
     images = args.real + args.identities * args.views
     times: dict[str, list[float]] = {"base": [], "plugin": []}
     for i in range(args.warmup + args.repeats):
-        for name in ("base", "plugin"):
+        # alternate which variant goes first: the second of a pair ran measurably faster on CPU
+        for name in ("base", "plugin") if i % 2 == 0 else ("plugin", "base"):
             _sync(device)
             start = time.perf_counter()
             train_step(module, optimizer, batch, name == "plugin")
@@ -158,11 +171,11 @@ def time_steps(args: argparse.Namespace) -> dict[str, Any]:
     b, v = args.identities, args.views
     pred = (batch["pseudo_gt"] + torch.randn_like(batch["pseudo_gt"])).requires_grad_()
     loss_times = []
-    for _ in range(args.repeats):
+    for i in range(1 + args.repeats):  # the first call may compile: not timed
         _sync(device)
         start = time.perf_counter()
         with value_checks_disabled():  # as in LandmarkTrainingModule.compute_losses
-            terms = multiview_losses(
+            terms = module.multiview_loss_fn(
                 pred,
                 batch["projections"],
                 batch["pseudo_gt"],
@@ -172,10 +185,12 @@ def time_steps(args: argparse.Namespace) -> dict[str, Any]:
             )
         terms["total"].backward()
         _sync(device)
-        loss_times.append(time.perf_counter() - start)
+        if i:
+            loss_times.append(time.perf_counter() - start)
     out["loss_only_ms_per_step"] = 1000 * statistics.median(loss_times)
     if device.type == "cuda":
         out["cuda_peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+    out["loss_compiled"] = module.multiview_loss_fn is not multiview_losses
     out["images_per_step"] = images
     out["shape"] = f"{args.real} real + {b} x {v} synthetic at {model.config.input_size} px"
     return out
@@ -183,8 +198,7 @@ def time_steps(args: argparse.Namespace) -> dict[str, Any]:
 
 def data_ms(args: argparse.Namespace) -> float:
     """Milliseconds to crop B x V views from 512 px images (one step's synthetic part)."""
-    model = create_model(args.model, seed=0, **json.loads(args.options))
-    assert isinstance(model, TorchLandmarkModel)
+    model = create_trainable(args)
     rng = np.random.default_rng(0)
     n = args.identities * args.views
     images = list(rng.integers(0, 256, (n, VIEW, VIEW, 3), dtype=np.uint8))
@@ -216,6 +230,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (timing only)")
+    parser.add_argument(
+        "--compile-loss",
+        default="auto",
+        choices=["auto", "on", "off"],
+        help="train.compile_loss (auto: compiled on CUDA)",
+    )
     parser.add_argument("--data-ms", action="store_true", help="also time the cropping")
     parser.add_argument("--markdown", default="", help="append the result table to this file")
     parser.add_argument("--child-memory", action="store_true", help=argparse.SUPPRESS)
@@ -240,6 +260,7 @@ def main() -> None:
     timing = time_steps(args)
     ratio = timing["plugin"] / timing["base"]
     print(f"batch: {timing['shape']} ({timing['images_per_step']} images per step)")
+    print(f"plug-in loss: {'compiled (torch.compile)' if timing['loss_compiled'] else 'eager'}")
     print(f"time per training image, base (per-image L1)      : {timing['base']:.2f} ms")
     print(f"time per training image, with the plug-in terms   : {timing['plugin']:.2f} ms")
     print(f"ratio plug-in / base                              : {ratio:.3f}  (goal <= 1.15)")
@@ -287,7 +308,8 @@ def write_markdown(
         ),
         f"{where}, {torch.get_num_threads()} torch threads; model {args.model} {args.options}; "
         f"one step = {timing['shape']} ({timing['images_per_step']} images), forward + backward "
-        f"+ AdamW; medians of {args.repeats} interleaved steps after {args.warmup} warm-up.",
+        f"+ AdamW; medians of {args.repeats} interleaved steps after {args.warmup} warm-up; "
+        f"plug-in loss {'compiled' if timing['loss_compiled'] else 'eager'}.",
         "",
         markdown_table(["step", "ms / image", "images / s", "÷ base (goal <= 1.15)"], rows),
         f"Plug-in loss alone (forward + backward): {timing['loss_only_ms_per_step']:.1f} ms "

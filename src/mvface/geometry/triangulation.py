@@ -8,8 +8,8 @@ Pixels are ``(*, V, N, 2)``: ``N`` points seen in each of ``V`` views.
 equations ``(x·P₃ − P₁)·[X, 1] = 0`` and ``(y·P₃ − P₂)·[X, 1] = 0``. The default
 ``method="linear"`` solves them as an *inhomogeneous* weighted least-squares problem in ``X``
 (fixing the homogeneous coordinate to 1) through its 3x3 normal equations
-``(Σ w AᵀA + λI) X = −Σ w Aᵀb`` with :func:`torch.linalg.solve`. It was chosen over the classical
-homogeneous SVD form because:
+``(Σ w AᵀA + λI) X = −Σ w Aᵀb``, solved by a closed-form 3x3 Cholesky factorization. It was
+chosen over the classical homogeneous SVD form because:
 
 * its gradient is the gradient of a linear solve, ``−M⁻¹ (∂M X − ∂r)``, well defined whenever the
   system is; the SVD backward divides by differences of singular values and so breaks where two
@@ -201,11 +201,30 @@ def _normal_equations(A: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, t
 
 
 def _solve_linear(M: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    """``(M + λI) X = r`` for the symmetric positive semi-definite ``M`` ``(*, 3, 3)``.
+
+    A closed-form 3x3 Cholesky factorization and two substitutions: elementwise tensor
+    arithmetic only, so it never waits for a GPU (``torch.linalg.solve`` reads its status back)
+    and ``torch.compile`` fuses it with the rest of a loss. Cholesky is backward stable for
+    positive-definite systems, which the ridge makes ``M`` (every pivot squared is at least
+    ``λ``; the clamps only catch round-off).
+    """
     eps = torch.finfo(M.dtype).eps
-    trace = M.diagonal(dim1=-2, dim2=-1).sum(-1)
-    ridge = eps * (trace + 1.0)
-    eye = torch.eye(3, dtype=M.dtype, device=M.device)
-    return torch.linalg.solve(M + ridge[..., None, None] * eye, r.unsqueeze(-1)).squeeze(-1)
+    ridge = eps * (M.diagonal(dim1=-2, dim2=-1).sum(-1) + 1.0)
+    a, b, c = M[..., 0, 0] + ridge, M[..., 1, 0], M[..., 2, 0]
+    d, e, f = M[..., 1, 1] + ridge, M[..., 2, 1], M[..., 2, 2] + ridge
+    l00 = a.clamp_min(ridge).sqrt()
+    l10, l20 = b / l00, c / l00
+    l11 = (d - l10 * l10).clamp_min(ridge).sqrt()
+    l21 = (e - l20 * l10) / l11
+    l22 = (f - l20 * l20 - l21 * l21).clamp_min(ridge).sqrt()
+    y0 = r[..., 0] / l00  # L y = r
+    y1 = (r[..., 1] - l10 * y0) / l11
+    y2 = (r[..., 2] - l20 * y0 - l21 * y1) / l22
+    x2 = y2 / l22  # Lᵀ X = y
+    x1 = (y1 - l21 * x2) / l11
+    x0 = (y0 - l10 * x1 - l20 * x2) / l00
+    return torch.stack([x0, x1, x2], dim=-1)
 
 
 def _solve_svd(A: torch.Tensor, w: torch.Tensor) -> torch.Tensor:

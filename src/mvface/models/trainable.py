@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import functools
 from collections.abc import Iterator, Sequence
 
 import cv2
@@ -82,6 +83,15 @@ def warp_crops(images: Sequence[np.ndarray], matrices: np.ndarray, size: int) ->
     )
 
 
+@functools.cache
+def _channel_values(
+    values: tuple[float, ...], dtype: torch.dtype, device: torch.device
+) -> torch.Tensor:
+    """``(C, 1, 1)`` per-channel constants on ``device``, made once: building them from Python
+    numbers at every step is a host-to-device copy, which waits for the GPU."""
+    return torch.tensor(values, dtype=dtype, device=device)[:, None, None]
+
+
 @contextlib.contextmanager
 def eval_mode(net: nn.Module) -> Iterator[nn.Module]:
     """``net`` in eval mode inside the block, its own mode restored after.
@@ -122,9 +132,9 @@ class TorchLandmarkModel(LandmarkModel):
 
     def normalize(self, crops: torch.Tensor) -> torch.Tensor:
         """RGB crops in [0, 255], ``(N, 3, S, S)`` float → the network's input range."""
-        mean = torch.tensor(self.config.mean, dtype=crops.dtype, device=crops.device)
-        std = torch.tensor(self.config.std, dtype=crops.dtype, device=crops.device)
-        return (crops - mean[:, None, None]) / std[:, None, None]
+        mean = _channel_values(tuple(self.config.mean), crops.dtype, crops.device)
+        std = _channel_values(tuple(self.config.std), crops.dtype, crops.device)
+        return (crops - mean) / std
 
     def network_input(self, patches: np.ndarray) -> torch.Tensor:
         """``(N, S, S, 3)`` uint8 RGB patches → the normalized ``(N, 3, S, S)`` float32 batch.

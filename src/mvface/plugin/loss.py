@@ -20,6 +20,8 @@ w_consistency · L_c + w_anchor · L_a + w_supervision · L_s (+ family extras)`
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -126,3 +128,19 @@ def multiview_losses(
         "supervision": supervision,
         "total": total,
     }
+
+
+MultiviewLossFn = Callable[..., dict[str, torch.Tensor]]
+
+
+@functools.cache
+def compiled_multiview_losses() -> MultiviewLossFn:
+    """:func:`multiview_losses` through ``torch.compile`` (compiled at its first call).
+
+    Why: eagerly, one forward + backward of the loss is ~1000 small tensor operations (3x3
+    systems, projections, per-view normalization). On a GPU each is a kernel launch, so the
+    loss costs launch time, not arithmetic; compiled, it is a few fused kernels. Same values
+    (to float round-off) and gradients as the eager function. One compilation per input shape
+    and config (``dynamic=False``: a training run has one).
+    """
+    return torch.compile(multiview_losses, dynamic=False)

@@ -14,7 +14,7 @@ held-out synthetic identities, the multiview consistency error (``val/consistenc
 
 Everything here is device- and precision-agnostic: Lightning moves the batches and the network
 and wraps the steps in autocast; the multiview loss is computed in float32 outside autocast
-(its 3x3 solves need it).
+(its 3x3 solves need it), compiled on a GPU (``train.compile_loss``).
 """
 
 from __future__ import annotations
@@ -35,7 +35,12 @@ from mvface.eval.runner import EvalConfig, evaluate
 from mvface.geometry._checks import value_checks_disabled
 from mvface.models.trainable import TorchLandmarkModel
 from mvface.plugin.adapter import DetectorAdapter, crop_to_image
-from mvface.plugin.loss import JAW, multiview_losses
+from mvface.plugin.loss import (
+    JAW,
+    MultiviewLossFn,
+    compiled_multiview_losses,
+    multiview_losses,
+)
 from mvface.train.config import TrainConfig
 from mvface.train.data import CropSpec, HeldOutViews
 
@@ -121,7 +126,7 @@ def real_point_weights(
     w = torch.ones(targets.shape[:2], dtype=targets.dtype, device=targets.device)
     w[:, JAW] = jaw_weight
     if turned_jaw_weight is not None:
-        w = torch.where(turned_away_jaw(targets), w.new_tensor(turned_jaw_weight), w)
+        w = w.masked_fill(turned_away_jaw(targets), turned_jaw_weight)
     return w
 
 
@@ -149,6 +154,14 @@ class LandmarkTrainingModule(pl.LightningModule):
         self._held_out: HeldOutViews | None = None
 
     # ------------------------------------------------------------------ training
+
+    @property
+    def multiview_loss_fn(self) -> MultiviewLossFn:
+        """The plug-in loss as ``train.compile_loss`` asks on this module's device."""
+        mode = self.config.train.compile_loss
+        if mode == "on" or (mode == "auto" and self.device.type == "cuda"):
+            return compiled_multiview_losses()
+        return multiview_losses
 
     def compute_losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """All loss terms of one batch; ``"loss"`` is the one optimized.
@@ -188,7 +201,7 @@ class LandmarkTrainingModule(pl.LightningModule):
                 value_checks_disabled(),
             ):
                 views = crop_to_image(points[n_real:].float(), batch["syn_to_image"].float())
-                mv = multiview_losses(
+                mv = self.multiview_loss_fn(
                     views.reshape(b, v, -1, 2),
                     batch["projections"].float(),
                     batch["pseudo_gt"].float(),
