@@ -11,7 +11,7 @@ import torch
 from mvface.plugin.loss import compiled_multiview_losses, multiview_losses
 from mvface.train.config import ConfigError, TrainConfig
 from mvface.train.data import CropSpec, RealFaces, StepBatches, SyntheticViews
-from mvface.train.module import LandmarkTrainingModule
+from mvface.train.module import LandmarkTrainingModule, compiles_loss
 from mvface.train.trainer import build_model
 
 
@@ -38,6 +38,20 @@ def test_cpu_choice(make_config: Callable[..., TrainConfig], mode: str, compiled
     )
     expected = compiled_multiview_losses() if compiled else multiview_losses
     assert module.multiview_loss_fn is expected
+
+
+@pytest.mark.parametrize(
+    ("mode", "device", "triton", "expected"),
+    [
+        ("auto", "cuda", True, True),
+        ("auto", "cuda", False, False),  # torch.compile could not build GPU kernels
+        ("auto", "cpu", True, False),
+        ("on", "cpu", False, True),
+        ("off", "cuda", True, False),
+    ],
+)
+def test_compiles_loss(mode: str, device: str, triton: bool, expected: bool) -> None:
+    assert compiles_loss(mode, device, triton) is expected
 
 
 def test_bad_value(make_config: Callable[..., TrainConfig]) -> None:

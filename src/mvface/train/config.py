@@ -228,8 +228,9 @@ class TrainSection:
             for a bit-identical resume; CPU runs are reproducible without it.
         compile_loss: run the plug-in loss through ``torch.compile`` (its forward and backward
             become a few fused kernels instead of ~1000 small ones): ``"auto"`` = on a CUDA
-            device only (on a GPU the small kernels are launch-bound; on a CPU the loss is
-            under 1 % of a step and compiling costs ~20–60 s), ``"on"``, ``"off"``.
+            device with Triton installed (on a GPU the small kernels are launch-bound; on a
+            CPU the loss is under 1 % of a step and compiling costs ~20–60 s), ``"on"``,
+            ``"off"``.
         out: run folder (``config.yaml``, ``checkpoints/``, ``logs/``, weights).
         resume: ``""`` (fresh run), ``"last"`` (latest checkpoint in ``out``, fresh if none)
             or a checkpoint path.

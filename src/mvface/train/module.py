@@ -19,6 +19,7 @@ and wraps the steps in autocast; the multiview loss is computed in float32 outsi
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,15 @@ def real_point_weights(
     return w
 
 
+def compiles_loss(mode: str, device_type: str, has_triton: bool) -> bool:
+    """Whether ``train.compile_loss=mode`` compiles the plug-in loss on this kind of device.
+
+    ``"auto"`` compiles on CUDA only, and only where Triton (which ``torch.compile`` needs to
+    build GPU kernels) is installed; elsewhere the eager loss runs, which gives the same values.
+    """
+    return mode == "on" or (mode == "auto" and device_type == "cuda" and has_triton)
+
+
 class LandmarkTrainingModule(pl.LightningModule):
     """Trains ``model.net`` with the run's losses (see the module docstring).
 
@@ -158,8 +168,8 @@ class LandmarkTrainingModule(pl.LightningModule):
     @property
     def multiview_loss_fn(self) -> MultiviewLossFn:
         """The plug-in loss as ``train.compile_loss`` asks on this module's device."""
-        mode = self.config.train.compile_loss
-        if mode == "on" or (mode == "auto" and self.device.type == "cuda"):
+        triton = importlib.util.find_spec("triton") is not None
+        if compiles_loss(self.config.train.compile_loss, self.device.type, triton):
             return compiled_multiview_losses()
         return multiview_losses
 
