@@ -19,6 +19,7 @@ and wraps the steps in autocast; the multiview loss is computed in float32 outsi
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import math
 from pathlib import Path
@@ -131,6 +132,13 @@ def real_point_weights(
     return w
 
 
+@functools.cache
+def triton_installed() -> bool:
+    """Whether Triton (``torch.compile``'s GPU code generator) is installed; looked up once,
+    not at every training step (the lookup searches ``sys.path`` when it is not imported)."""
+    return importlib.util.find_spec("triton") is not None
+
+
 def compiles_loss(mode: str, device_type: str, has_triton: bool) -> bool:
     """Whether ``train.compile_loss=mode`` compiles the plug-in loss on this kind of device.
 
@@ -168,8 +176,7 @@ class LandmarkTrainingModule(pl.LightningModule):
     @property
     def multiview_loss_fn(self) -> MultiviewLossFn:
         """The plug-in loss as ``train.compile_loss`` asks on this module's device."""
-        triton = importlib.util.find_spec("triton") is not None
-        if compiles_loss(self.config.train.compile_loss, self.device.type, triton):
+        if compiles_loss(self.config.train.compile_loss, self.device.type, triton_installed()):
             return compiled_multiview_losses()
         return multiview_losses
 
