@@ -385,6 +385,41 @@ def test_whole_network_save_round_trip(tmp_path: Path) -> None:
         create_model("mediapipe-68", weights=str(path), mesh=str(DEFAULT_WEIGHTS_PATH))
 
 
+def test_smaller_crop_network_saves_and_loads_its_size(tmp_path: Path) -> None:
+    """``input_size=128`` resizes the network; its saved file loads back at 128 px unasked."""
+    model = create_model("mediapipe-68", input_size=128, passes=1)
+    assert model.config.input_size == 128
+    path = model.save(tmp_path / "small.safetensors")
+    loaded = create_model("mediapipe-68", weights=str(path))
+    assert loaded.config.input_size == 128
+    x = torch.rand(2, 3, 128, 128)
+    assert torch.equal(loaded.forward_points(x), model.forward_points(x))
+    with pytest.raises(ValueError, match="multiple of 64"):
+        create_model("mediapipe-68", input_size=100)
+
+
+@requires_shared("data/300w/helen_testset")
+@needs_weights
+@pytest.mark.parametrize("threads", [1, 2])
+def test_one_pass_runs_faces_in_chunks(threads: int) -> None:
+    """One pass: faces share network calls; a face's points still match its own call."""
+    model = create_model("mediapipe-68", passes=1)
+    faces = _helen(5)
+    images = [img for img, _ in faces]
+    boxes = np.stack([landmark_box(gt) for _, gt in faces])
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        batch = model.predict(images, boxes)
+    finally:
+        torch.set_num_threads(before)
+    loop = np.concatenate(
+        [model.predict(i, b[None]).points for i, b in zip(images, boxes, strict=True)]
+    )
+    np.testing.assert_allclose(batch.points, loop, atol=1e-3)
+    assert batch.pose is not None and batch.pose.shape == (5, 3)
+
+
 def test_defaults_are_registered() -> None:
     base = create_model("default")
     assert base.config.name == "default"

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 from pathlib import Path
 
 import cv2
@@ -35,11 +36,15 @@ from mvface.models.mediapipe_mesh import (
     FACEMESH_CONFIG,
     TFLITE_ENV_VAR,
     FaceMeshNet,
+    build_facemesh,
     convert_tflite,
     convert_to_safetensors,
     find_mediapipe_tflite,
+    head_kernel,
+    interpolation_matrix,
     load_facemesh,
     load_facemesh_tflite,
+    resize_facemesh,
     tf_same_padding,
 )
 
@@ -309,6 +314,71 @@ class TestParity:
         mesh, logit = _run_torch(facemesh, batch)
         assert np.abs(mesh - mesh_ref).max() < PARITY_TOL_PX
         assert np.abs(logit - logit_ref).max() < PARITY_TOL_PX
+
+
+class TestInterpolationMatrix:
+    @pytest.mark.parametrize(("source", "target"), [(2, 3), (3, 2), (1, 3), (3, 3), (2, 4)])
+    def test_rows_are_convex(self, source: int, target: int) -> None:
+        matrix = interpolation_matrix(source, target)
+        assert matrix.shape == (target, source)
+        assert (matrix >= 0).all()
+        torch.testing.assert_close(matrix.sum(1), torch.ones(target, dtype=torch.float64))
+
+    def test_two_to_three_is_linear(self) -> None:
+        expected = torch.tensor([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]], dtype=torch.float64)
+        torch.testing.assert_close(interpolation_matrix(2, 3), expected)
+
+    def test_same_size_is_identity(self) -> None:
+        torch.testing.assert_close(interpolation_matrix(3, 3), torch.eye(3, dtype=torch.float64))
+
+
+class TestResizeFacemesh:
+    def test_head_kernel(self) -> None:
+        assert (head_kernel(192), head_kernel(128), head_kernel(64)) == (3, 2, 1)
+        for bad in (0, 32, 100, 160):
+            with pytest.raises(ValueError, match="multiple of 64"):
+                head_kernel(bad)
+
+    def test_build_smoke(self) -> None:
+        net = build_facemesh(128).eval()
+        mesh, logit = net(torch.rand(2, 3, 128, 128))
+        assert mesh.shape == (2, 468, 3) and logit.shape == (2,)
+        with pytest.raises(ValueError, match="128"):
+            net(torch.rand(1, 3, 192, 192))
+
+    def test_mismatched_heads_are_refused(self) -> None:
+        config = dataclasses.replace(FACEMESH_CONFIG, input_size=128)
+        with pytest.raises(ValueError, match="output_kernel=2"):
+            FaceMeshNet(config=config)
+
+    def test_keeps_every_other_weight(self) -> None:
+        net = FaceMeshNet()
+        small = resize_facemesh(net, 128)
+        assert small.config.input_size == 128
+        for key, value in net.state_dict().items():
+            if ".output." not in key:
+                assert torch.equal(small.state_dict()[key], value), key
+
+    def test_output_conv_on_interpolated_features(self) -> None:
+        """Closed form: on a 3 x 3 map that interpolates a 2 x 2 one, the 2 x 2 kernel gives
+        the old head's output, the mesh scaled by 128 / 192 and the face logit unchanged."""
+        torch.manual_seed(0)
+        net = FaceMeshNet()
+        small = resize_facemesh(net, 128)
+        features = torch.randn(3, 32, 2, 2)
+        matrix = interpolation_matrix(2, 3).float()
+        upsampled = torch.einsum("pi,ncij,qj->ncpq", matrix, features, matrix)
+        with torch.no_grad():
+            for head, scale in (("mesh_head", 128 / 192), ("score_head", 1.0)):
+                old = getattr(net, head).output(upsampled)
+                new = getattr(small, head).output(features)
+                torch.testing.assert_close(new, scale * old, atol=1e-5, rtol=1e-5)
+
+    def test_round_trip_of_the_same_size_is_exact(self) -> None:
+        net = FaceMeshNet()
+        again = resize_facemesh(net, 192)
+        for key, value in net.state_dict().items():
+            torch.testing.assert_close(again.state_dict()[key], value, atol=0, rtol=0)
 
 
 class TestConvertTflite:

@@ -3,32 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 import torch
+from _batches import module_and_batch
 
 from mvface.plugin.loss import compiled_multiview_losses, multiview_losses
 from mvface.train.config import ConfigError, TrainConfig
-from mvface.train.data import CropSpec, RealFaces, StepBatches, SyntheticViews
 from mvface.train.module import LandmarkTrainingModule, compiles_loss
 from mvface.train.trainer import build_model
-
-
-def module_and_batch(cfg: TrainConfig) -> tuple[LandmarkTrainingModule, dict[str, Any]]:
-    """The training module of ``cfg`` and its first step's batch (as Lightning would pass it)."""
-    model = build_model(cfg.model)
-    module = LandmarkTrainingModule(model, cfg)
-    d = cfg.data
-    data = StepBatches(
-        cfg,
-        CropSpec(model.config.input_size, model.config.crop),
-        RealFaces(d.real_format, d.real_roots, d.real_limit),
-        SyntheticViews(d.synthetic, d.synthetic_limit),  # type: ignore[arg-type]
-    )
-    batch = dict(data[0])
-    batch["image_size"] = float(batch["image_size"])
-    return module, batch
 
 
 @pytest.mark.parametrize(("mode", "compiled"), [("auto", False), ("on", True), ("off", False)])

@@ -57,7 +57,10 @@ from mvface.models.boxes import BoxTransform
 from mvface.models.mediapipe_mesh import (
     FACEMESH_CONFIG,
     FaceMeshNet,
+    build_facemesh,
+    head_kernel,
     load_facemesh,
+    resize_facemesh,
     single_torch_thread,
     small_network_inference,
 )
@@ -149,7 +152,7 @@ class MediaPipe68Net(nn.Module):
         """Mesh in crop pixels and the face-presence logit.
 
         Args:
-            x: ``(N, 3, 192, 192)`` RGB crops in [0, 1].
+            x: ``(N, 3, S, S)`` RGB crops in [0, 1] (``S``: the mesh's ``config.input_size``).
 
         Returns:
             mesh ``(N, 468, 3)`` in crop pixels (see :func:`mesh_to_crop_pixels`) and
@@ -159,7 +162,7 @@ class MediaPipe68Net(nn.Module):
         return mesh_to_crop_pixels(mesh), face_logit
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(N, 3, 192, 192)`` RGB crops in [0, 1] → ``(N, 68, 3)`` points in crop pixels."""
+        """``(N, 3, S, S)`` RGB crops in [0, 1] → ``(N, 68, 3)`` points in crop pixels."""
         return self.head(self.forward_mesh(x)[0])
 
 
@@ -191,7 +194,8 @@ def load_network(path: str | Path, mesh: str | Path | None = None) -> MediaPipe6
     """Load a head file (:func:`save_head`) or a whole network (:meth:`MediaPipe68.save`).
 
     A head file is combined with the face mesh weights ``mesh`` (``None``: the shipped ones); a
-    whole-network file (``mesh.*`` and ``head.weight`` tensors) carries its own mesh.
+    whole-network file (``mesh.*`` and ``head.weight`` tensors) carries its own mesh, and its
+    crop size is read from its heads' output kernel (:func:`head_kernel`).
 
     Raises:
         BadInputError: unreadable file, wrong tensors, or ``mesh`` given with a whole network.
@@ -201,7 +205,9 @@ def load_network(path: str | Path, mesh: str | Path | None = None) -> MediaPipe6
         return MediaPipe68Net(load_facemesh(mesh), _head_from_tensors(tensors, path))
     if mesh is not None:
         raise BadInputError(path, "a whole-network file carries its own mesh; drop `mesh`")
-    net = MediaPipe68Net(FaceMeshNet(), MeshTo68Head())
+    output = tensors.get("mesh.mesh_head.output.weight")
+    kernel = int(output.shape[-1]) if output is not None and output.ndim == 4 else 3
+    net = MediaPipe68Net(build_facemesh(64 * kernel), MeshTo68Head())
     try:
         net.load_state_dict({key: value.float() for key, value in tensors.items()})
     except RuntimeError as exc:
@@ -295,6 +301,9 @@ class MediaPipe68(TorchLandmarkModel):
         recrop_scale: re-crop side / mesh extent (see :func:`recrop_from_mesh`).
         passes: network passes: 1 (the upright first pass only), 2 (re-crop once from the
             mesh: the default, as MediaPipe tracks) or more (re-crop again from each mesh).
+        input_size: crop side in pixels (a multiple of 64); ``None`` keeps the weights' own
+            (192 for MediaPipe's). Another size resizes the network (:func:`resize_facemesh`):
+            the way to start fine-tuning a faster, smaller-crop network.
 
     Raises:
         NotAvailableError: the face mesh weights are absent.
@@ -310,7 +319,10 @@ class MediaPipe68(TorchLandmarkModel):
         mesh: str | Path | None = None,
         recrop_scale: float = RECROP_SCALE,
         passes: int = 2,
+        input_size: int | None = None,
     ) -> None:
+        if input_size is not None:
+            head_kernel(input_size)  # a clear error before any weights are read
         if passes < 1:
             raise ValueError(f"passes must be at least 1, got {passes}")
         if not recrop_scale > 0:
@@ -327,13 +339,15 @@ class MediaPipe68(TorchLandmarkModel):
         else:
             self.net = MediaPipe68Net(load_facemesh(mesh), MeshTo68Head())
             self.head_fitted = False
+        if input_size is not None and input_size != self.net.mesh.config.input_size:
+            self.net.mesh = resize_facemesh(self.net.mesh, input_size)
         self.net.eval()
         # The face-presence head is not on the points' path: frozen, so that every trainable
         # parameter gets a gradient from forward_points.
         self.net.mesh.score_head.requires_grad_(False)
         self.config = ModelConfig(
             name="mediapipe-68",
-            input_size=FACEMESH_CONFIG.input_size,
+            input_size=self.net.mesh.config.input_size,
             mean=FACEMESH_CONFIG.mean,
             std=FACEMESH_CONFIG.std,
             crop=FIRST_PASS_CROP,
@@ -352,7 +366,7 @@ class MediaPipe68(TorchLandmarkModel):
         return save_weights(path, self.net.state_dict(), config, **metadata)
 
     def forward_points(self, x: torch.Tensor) -> torch.Tensor:
-        """Training view: ``(N, 3, 192, 192)`` crops in [0, 1] → ``(N, 68, 3)`` crop pixels.
+        """Training view: ``(N, 3, S, S)`` crops in [0, 1] → ``(N, 68, 3)`` crop pixels.
 
         ``x, y`` 0-based crop pixels (centres at integers), ``z`` crop pixels, larger towards
         the camera. Differentiable through the head and the face mesh network.
@@ -430,20 +444,26 @@ class MediaPipe68(TorchLandmarkModel):
         return self.run_crops(images, boxes, angles)
 
     def _predict(self, images: Sequence[np.ndarray], crop_boxes: np.ndarray) -> Landmarks:
-        # Face by face: float32 convolutions differ in the last bits with the batch size, and
-        # the re-crop (uint8 crops, cv2's 1/32-pixel sampling grid) turns that into ~0.003 px.
-        # One face per call keeps a face's points independent of its batch (and one crop per
-        # call is not slower on CPU). With several torch threads, faces run in parallel, one
-        # network thread each: a 192 px crop is too small to split well across threads.
-        def one(i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            return self.predict_mesh([images[i]], crop_boxes[i : i + 1])
+        # With re-crops (passes > 1), face by face: float32 convolutions differ in the last bits
+        # with the batch size, and the re-crop (uint8 crops, cv2's 1/32-pixel sampling grid)
+        # turns that into ~0.003 px; one face per call keeps a face's points independent of its
+        # batch. One pass has no re-crop (batch effects stay at float32 rounding), so faces go
+        # in chunks, one network call per chunk: the per-call Python work is paid once per
+        # chunk. With several torch threads, chunks run in parallel, one network thread each:
+        # a small crop splits badly across intra-op threads.
+        count = len(images)
+        workers = min(count, torch.get_num_threads())
+        size = 1 if self.passes > 1 else -(-count // workers)
+        chunks = [slice(start, min(start + size, count)) for start in range(0, count, size)]
 
-        workers = min(len(images), torch.get_num_threads())
+        def run(chunk: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            return self.predict_mesh(images[chunk], crop_boxes[chunk])
+
         if workers > 1:
             with single_torch_thread(), ThreadPoolExecutor(workers) as pool:
-                results = list(pool.map(one, range(len(images))))
+                results = list(pool.map(run, chunks))
         else:
-            results = [one(i) for i in range(len(images))]
+            results = [run(chunk) for chunk in chunks]
         points, meshes, face_score = (np.concatenate(r) for r in zip(*results, strict=True))
         return Landmarks(points=points, pose=mesh_pose(meshes), extras={"face_score": face_score})
 
@@ -694,7 +714,7 @@ def mediapipe_68(weights: str | None = None, **cfg: Any) -> MediaPipe68:
 
     ``weights``: a head file or a whole fine-tuned network (``None``: the shipped head).
 
-    Options: ``mesh`` (face mesh weights file), ``recrop_scale``, ``passes``.
+    Options: ``mesh`` (face mesh weights file), ``recrop_scale``, ``passes``, ``input_size``.
     """
     model = MediaPipe68(head=weights, **cfg)
     if not model.head_fitted:

@@ -34,7 +34,7 @@ import argparse
 import contextlib
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -62,13 +62,17 @@ __all__ = [
     "FaceMeshConfig",
     "FaceMeshNet",
     "HeadSpec",
+    "build_facemesh",
     "convert_tflite",
     "convert_to_safetensors",
     "denormal_mode_restored",
     "find_mediapipe_tflite",
     "flushes_denormals",
+    "head_kernel",
+    "interpolation_matrix",
     "load_facemesh",
     "load_facemesh_tflite",
+    "resize_facemesh",
     "single_torch_thread",
     "small_network_inference",
     "tf_same_padding",
@@ -340,6 +344,9 @@ class FaceMeshNet(nn.Module):
         super().__init__()
         if mesh_head.out_channels != 3 * config.num_landmarks or score_head.out_channels != 1:
             raise ValueError("mesh head must output 3 * num_landmarks values, score head 1")
+        kernel = head_kernel(config.input_size)
+        if (mesh_head.output_kernel, score_head.output_kernel) != (kernel, kernel):
+            raise ValueError(f"{config.input_size} px crops need heads of output_kernel={kernel}")
         self.config = config
         self.stem = ConvPReLU(3, STEM_CHANNELS, 3, stride=2)
         self.backbone = nn.Sequential(*(ResidualBlock(b) for b in backbone))
@@ -351,14 +358,15 @@ class FaceMeshNet(nn.Module):
         """Run the network.
 
         Args:
-            x: (N, 3, 192, 192) RGB crops normalized as ``config`` says (values in [0, 1]).
+            x: (N, 3, S, S) RGB crops normalized as ``config`` says (values in [0, 1]);
+                ``S = config.input_size`` (192 for MediaPipe's weights).
 
         Returns:
-            mesh: (N, 468, 3) vertices in pixels of the 192 x 192 crop (x, y, z).
+            mesh: (N, 468, 3) vertices in pixels of the S x S crop (x, y, z).
             face_logit: (N,) face-presence logit; ``torch.sigmoid`` gives the probability.
 
         Raises:
-            ValueError: when ``x`` is not (N, 3, 192, 192).
+            ValueError: when ``x`` is not (N, 3, S, S).
         """
         size = self.config.input_size
         if x.ndim != 4 or tuple(x.shape[1:]) != (3, size, size):
@@ -367,6 +375,77 @@ class FaceMeshNet(nn.Module):
         mesh = self.mesh_head(features).reshape(x.shape[0], self.config.num_landmarks, 3)
         face_logit = self.score_head(features).reshape(x.shape[0])
         return mesh, face_logit
+
+
+def head_kernel(input_size: int) -> int:
+    """Side of the heads' last feature map (their output kernel) for ``input_size`` crops.
+
+    The backbone halves the crop five times and the heads once more, so the crop side must be a
+    multiple of 64: 192 px (MediaPipe) gives 3 x 3, 128 px gives 2 x 2.
+
+    Raises:
+        ValueError: ``input_size`` is not a positive multiple of 64.
+    """
+    if input_size < 64 or input_size % 64:
+        raise ValueError(f"face mesh input size must be a multiple of 64, got {input_size}")
+    return input_size // 64
+
+
+def build_facemesh(input_size: int = FACEMESH_CONFIG.input_size) -> FaceMeshNet:
+    """A randomly initialised :class:`FaceMeshNet` for ``input_size`` px crops (see
+    :func:`head_kernel`); 192 is MediaPipe's own network."""
+    kernel = head_kernel(input_size)
+    return FaceMeshNet(
+        mesh_head=replace(MESH_HEAD, output_kernel=kernel),
+        score_head=replace(SCORE_HEAD, output_kernel=kernel),
+        config=replace(FACEMESH_CONFIG, input_size=input_size),
+    )
+
+
+def interpolation_matrix(source: int, target: int) -> torch.Tensor:
+    """``(target, source)`` weights of linear interpolation from ``source`` to ``target`` cells.
+
+    Cell centres are matched in the normalized frame (``(i + 0.5) / n``), clamped at the
+    edges: row ``t`` gives cell ``t`` of the finer (or coarser) grid from the ``source`` grid.
+    """
+    if source == 1:
+        return torch.ones(target, 1, dtype=torch.float64)
+    position = (torch.arange(target, dtype=torch.float64) + 0.5) * source / target - 0.5
+    position = position.clamp(0, source - 1)
+    low = position.floor().long().clamp(max=source - 2)
+    frac = position - low
+    matrix = torch.zeros(target, source, dtype=torch.float64)
+    rows = torch.arange(target)
+    matrix[rows, low] = 1 - frac
+    matrix[rows, low + 1] = frac
+    return matrix
+
+
+def resize_facemesh(net: FaceMeshNet, input_size: int) -> FaceMeshNet:
+    """A copy of ``net`` for ``input_size`` px crops, the starting point to fine-tune it there.
+
+    Every convolution is kept (they do not depend on the crop size) except the heads' output
+    kernels, which see a ``k x k`` feature map (:func:`head_kernel`). A feature at the smaller
+    map is taken as what linear interpolation gives at the larger map's cells, so the new kernel
+    is the old one pulled back through that interpolation: ``W_k = A^T W_K A``. The mesh is in
+    crop pixels, so the mesh head's outputs are scaled by ``input_size / old size`` as well.
+    The result is only approximate (features change with the scale of the face); fine-tuning
+    at the new size (``mvface finetune``) closes the gap.
+    """
+    resized = build_facemesh(input_size)
+    state = {key: value.clone() for key, value in net.state_dict().items()}
+    old_size = net.config.input_size
+    scale = input_size / old_size
+    old_kernel, kernel = head_kernel(old_size), head_kernel(input_size)
+    matrix = interpolation_matrix(kernel, old_kernel).to(torch.float32)  # (K, k)
+    for head, factor in (("mesh_head", scale), ("score_head", 1.0)):
+        weight = state[f"{head}.output.weight"]  # (O, C, K, K)
+        state[f"{head}.output.weight"] = factor * torch.einsum(
+            "ocpq,pi,qj->ocij", weight, matrix, matrix
+        )
+        state[f"{head}.output.bias"] = factor * state[f"{head}.output.bias"]
+    resized.load_state_dict(state)
+    return resized.train(net.training)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """Typed training configuration: YAML files, ``section.key=value`` overrides, the saved recipe.
 
-A run is described by one :class:`TrainConfig` with five sections (every field has a default):
+A run is described by one :class:`TrainConfig` with six sections (every field has a default):
 
 * :class:`ModelSection`: which registered model, from which weights, with which options;
+* :class:`TeacherSection`: an optional frozen model the trained one learns to reproduce;
 * :class:`DataSection`: the real data, the synthetic multiview set, batch composition and
   augmentation;
 * :class:`LossSection`: ``w_orig`` and the plug-in's weights (:class:`MultiviewLossConfig`);
@@ -42,6 +43,7 @@ __all__ = [
     "LossSection",
     "ModelSection",
     "OptimSection",
+    "TeacherSection",
     "TrainConfig",
     "TrainSection",
 ]
@@ -68,6 +70,29 @@ class ModelSection:
     name: str = "mvnet"
     weights: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TeacherSection:
+    """A frozen model whose points the trained one learns to reproduce (distillation).
+
+    The teacher sees each crop of the step as the trained model sees it, resized (bilinear) to
+    the teacher's own input size, so it has no more information than the student: what it
+    passes on is what a bigger network makes of the same pixels (e.g. ``default+``'s 192 px
+    network teaching a 128 px one, ``configs/fast-stage3.yaml``). Its points, mapped to the
+    student's crop pixels, are targets of an L1 term on every real and synthetic crop.
+
+    Attributes:
+        name: registered model name (a trainable family); ``None`` = no teacher.
+        weights: the teacher's weights (as :attr:`ModelSection.weights`).
+        options: family options of the teacher.
+        weight: weight of the distillation term (L1 in crop pixels / input size, x and y).
+    """
+
+    name: str | None = None
+    weights: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    weight: float = 1.0
 
 
 @dataclass
@@ -269,6 +294,7 @@ class TrainSection:
 #: section name -> dataclass
 SECTIONS: dict[str, type] = {
     "model": ModelSection,
+    "teacher": TeacherSection,
     "data": DataSection,
     "loss": LossSection,
     "optim": OptimSection,
@@ -299,6 +325,7 @@ class TrainConfig:
     """A complete training or fine-tuning recipe (see the module docstring)."""
 
     model: ModelSection = field(default_factory=ModelSection)
+    teacher: TeacherSection = field(default_factory=TeacherSection)
     data: DataSection = field(default_factory=DataSection)
     loss: LossSection = field(default_factory=LossSection)
     optim: OptimSection = field(default_factory=OptimSection)
@@ -425,6 +452,7 @@ class TrainConfig:
             "optim.grad_clip": self.optim.grad_clip,
             "optim.weight_decay": self.optim.weight_decay,
             "loss.w_orig": self.loss.w_orig,
+            "teacher.weight": self.teacher.weight,
             "loss.real_jaw_weight": self.loss.real_jaw_weight,
             "loss.real_turned_jaw_weight": self.loss.real_turned_jaw_weight or 0.0,
             "data.scale_jitter": d.scale_jitter,

@@ -8,6 +8,10 @@ crop pixels divided by the input size (point weights ``loss.real_jaw_weight`` on
 mapped to view pixels by the :class:`~mvface.plugin.adapter.DetectorAdapter`. Real and synthetic
 crops go through the network in one forward pass.
 
+With a teacher (``teacher`` section), every crop of the step (real and synthetic) also gets an
+L1 term towards the frozen teacher's points on the same crop, resized to the teacher's input
+size (:meth:`LandmarkTrainingModule.teacher_points`).
+
 Validation runs the library's evaluation (:func:`mvface.eval.runner.evaluate`) on the
 validation benchmark (``val/nme_mean`` and, with yaw bins, ``val/nme_balanced``) and, given
 held-out synthetic identities, the multiview consistency error (``val/consistency``, x100).
@@ -155,13 +159,20 @@ class LandmarkTrainingModule(pl.LightningModule):
         model: the trainable landmark model; its ``net`` becomes this module's ``net``
             (parameters and buffers train in place, so ``model`` is the trained model).
         config: the run's config.
+        teacher: the frozen model of the ``teacher`` section, or ``None``.
 
     Attributes:
         model: the landmark model (predicts and evaluates with the trained ``net``).
         adapter: the plug-in's view of ``model``.
+        teacher: the teacher (not a submodule: it is neither optimized nor checkpointed).
     """
 
-    def __init__(self, model: TorchLandmarkModel, config: TrainConfig) -> None:
+    def __init__(
+        self,
+        model: TorchLandmarkModel,
+        config: TrainConfig,
+        teacher: TorchLandmarkModel | None = None,
+    ) -> None:
         super().__init__()
         self.model = model
         self.net = model.net
@@ -170,6 +181,31 @@ class LandmarkTrainingModule(pl.LightningModule):
         self.loss_config = config.loss.multiview()
         self.spec = CropSpec(model.config.input_size, model.config.crop)
         self._held_out: HeldOutViews | None = None
+        self.teacher = teacher
+        if teacher is not None:
+            teacher.net.requires_grad_(False).eval()
+
+    @torch.no_grad()
+    def teacher_points(self, crops: torch.Tensor) -> torch.Tensor:
+        """The teacher's ``(N, 68, 2)`` points on ``(N, 3, S, S)`` uint8 crops, in their pixels.
+
+        The crops are resized (bilinear) to the teacher's input size ``T``; its points come
+        back to the ``S`` px crop: ``x_S = (x_T + 0.5) · S / T - 0.5`` (pixel centres at
+        integers on both sides).
+        """
+        teacher = self.teacher
+        if teacher is None:
+            raise ValueError("this run has no teacher")
+        if teacher.device != crops.device:
+            teacher.net.to(crops.device)
+        size = teacher.config.input_size
+        x = crops.float()
+        if size != self.spec.size:
+            x = torch.nn.functional.interpolate(
+                x, size=(size, size), mode="bilinear", align_corners=False
+            )
+        points = teacher.forward_points(teacher.normalize(x))[..., :2].float()
+        return (points + 0.5) * (self.spec.size / size) - 0.5
 
     # ------------------------------------------------------------------ training
 
@@ -188,15 +224,21 @@ class LandmarkTrainingModule(pl.LightningModule):
 
         Returns:
             ``loss`` and, when present, ``real_l1`` (``L_orig``), ``consistency``, ``anchor``,
-            ``supervision``, ``multiview`` (their weighted sum).
+            ``supervision``, ``multiview`` (their weighted sum) and ``distill`` (towards the
+            teacher).
         """
         parts = [batch[k] for k in ("real_crops", "syn_crops") if k in batch]
         if not parts:
             raise ValueError("batch has neither real nor synthetic crops")
-        points = self.model.forward_points(self.adapter.normalize(torch.cat(parts)))
+        crops = torch.cat(parts)
+        points = self.model.forward_points(self.adapter.normalize(crops))
         out: dict[str, torch.Tensor] = {}
         n_real = len(batch["real_crops"]) if "real_crops" in batch else 0
         total = points.new_zeros(())
+        if self.teacher is not None:
+            distill = landmark_l1(points.float(), self.teacher_points(crops), float(self.spec.size))
+            out["distill"] = distill
+            total = total + self.config.teacher.weight * distill
         if n_real:
             loss = self.config.loss
             targets = batch["real_targets"]

@@ -62,7 +62,13 @@ from mvface.errors import BadInputError
 from mvface.models import create_model
 from mvface.models._weights import load_weights, save_weights
 from mvface.models.trainable import TorchLandmarkModel
-from mvface.train.config import RESUMABLE_CHANGES, ConfigError, ModelSection, TrainConfig
+from mvface.train.config import (
+    RESUMABLE_CHANGES,
+    ConfigError,
+    ModelSection,
+    TeacherSection,
+    TrainConfig,
+)
 from mvface.train.data import CropSpec, TrainingData
 from mvface.train.module import CHECKPOINT_KEY, LandmarkTrainingModule
 
@@ -75,6 +81,7 @@ __all__ = [
     "SafeCheckpointIO",
     "TrainResult",
     "build_model",
+    "build_teacher",
     "export_weights",
     "list_checkpoints",
     "read_checkpoint",
@@ -320,6 +327,17 @@ def build_model(section: ModelSection) -> TorchLandmarkModel:
     return model
 
 
+def build_teacher(section: TeacherSection) -> TorchLandmarkModel | None:
+    """The frozen teacher of ``section`` (``None`` when it names none).
+
+    Raises:
+        ConfigError: the family has no training view.
+    """
+    if section.name is None:
+        return None
+    return build_model(ModelSection(section.name, section.weights, dict(section.options)))
+
+
 def _resume_checkpoint(config: TrainConfig, folder: Path) -> Path | None:
     """The checkpoint to resume from, or ``None`` for a fresh run (see ``train.resume``)."""
     resume = config.train.resume.strip()
@@ -389,7 +407,8 @@ def run(config: TrainConfig, callbacks: Sequence[Callback] = ()) -> TrainResult:
 
     pl.seed_everything(t.seed, workers=True, verbose=False)
     model = build_model(config.model)
-    module = LandmarkTrainingModule(model, config)
+    teacher = build_teacher(config.teacher)
+    module = LandmarkTrainingModule(model, config, teacher)
     data = TrainingData(config, CropSpec(model.config.input_size, model.config.crop))
 
     validating = t.val_every > 0 and bool(t.val_root or t.val_synthetic)
