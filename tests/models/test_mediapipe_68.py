@@ -15,10 +15,11 @@ from mvface.data.image import load_image
 from mvface.data.readers.pts import read_pts
 from mvface.data.record import landmark_box
 from mvface.data.scheme import FLIP_PERMUTATION
-from mvface.errors import BadInputError
+from mvface.errors import BadInputError, NotAvailableError
 from mvface.eval.metrics import interocular_normalizer, nme
 from mvface.models import create_model, list_models
 from mvface.models._weights import load_weights, save_weights
+from mvface.models.base import LandmarkModel, Landmarks
 from mvface.models.mediapipe_68 import (
     DEFAULT_HEAD_PATH,
     FACE_OVAL,
@@ -61,6 +62,24 @@ def model() -> MediaPipe68:
 def _helen(n: int) -> list[tuple[np.ndarray, np.ndarray]]:
     paths = sorted(HELEN.glob("*.jpg"))[:n]
     return [(load_image(p), read_pts(p.with_suffix(".pts"))) for p in paths]
+
+
+def _batch_and_loop(
+    model: LandmarkModel, n: int, threads: int
+) -> tuple[Landmarks, list[Landmarks]]:
+    """``predict`` on the first ``n`` HELEN faces at once (``threads`` torch threads), and on
+    each face alone."""
+    faces = _helen(n)
+    images = [img for img, _ in faces]
+    boxes = np.stack([landmark_box(gt) for _, gt in faces])
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        batch = model.predict(images, boxes)
+        assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(before)
+    return batch, [model.predict(img, box[None]) for img, box in zip(images, boxes, strict=True)]
 
 
 def _synthetic_mesh(n: int, seed: int = 0) -> np.ndarray:
@@ -232,17 +251,7 @@ class TestForwardPoints:
 class TestOnHelen:
     @pytest.mark.parametrize("threads", [1, 2])
     def test_batch_equals_loop(self, model: MediaPipe68, threads: int) -> None:
-        faces = _helen(3)
-        images = [img for img, _ in faces]
-        boxes = np.stack([landmark_box(gt) for _, gt in faces])
-        before = torch.get_num_threads()
-        torch.set_num_threads(threads)
-        try:
-            batch = model.predict(images, boxes)  # with 2 threads: 2 faces at a time
-            assert torch.get_num_threads() == threads
-        finally:
-            torch.set_num_threads(before)
-        loop = [model.predict(img, box[None]) for img, box in zip(images, boxes, strict=True)]
+        batch, loop = _batch_and_loop(model, 3, threads)  # with 2 threads: 2 faces at a time
         assert batch.points.shape == (3, 68, 3)
         # predict runs face by face, so a face's points do not depend on its batch
         np.testing.assert_array_equal(batch.points, np.concatenate([p.points for p in loop]))
@@ -403,20 +412,8 @@ def test_smaller_crop_network_saves_and_loads_its_size(tmp_path: Path) -> None:
 @pytest.mark.parametrize("threads", [1, 2])
 def test_one_pass_runs_faces_in_chunks(threads: int) -> None:
     """One pass: faces share network calls; a face's points still match its own call."""
-    model = create_model("mediapipe-68", passes=1)
-    faces = _helen(5)
-    images = [img for img, _ in faces]
-    boxes = np.stack([landmark_box(gt) for _, gt in faces])
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        batch = model.predict(images, boxes)
-    finally:
-        torch.set_num_threads(before)
-    loop = np.concatenate(
-        [model.predict(i, b[None]).points for i, b in zip(images, boxes, strict=True)]
-    )
-    np.testing.assert_allclose(batch.points, loop, atol=1e-3)
+    batch, loop = _batch_and_loop(create_model("mediapipe-68", passes=1), 5, threads)
+    np.testing.assert_allclose(batch.points, np.concatenate([p.points for p in loop]), atol=1e-3)
     assert batch.pose is not None and batch.pose.shape == (5, 3)
 
 
@@ -425,7 +422,28 @@ def test_defaults_are_registered() -> None:
     assert base.config.name == "default"
     x = torch.rand(1, 3, 192, 192)
     assert torch.equal(base.forward_points(x), create_model("mediapipe-68").forward_points(x))
-    assert {"default", "default+"} <= set(list_models())
+    assert {"default", "default+", "fast"} <= set(list_models())
+
+
+def test_fast_is_the_128_px_one_pass_network() -> None:
+    fast = create_model("fast")
+    assert isinstance(fast, MediaPipe68)
+    assert fast.config.name == "fast" and fast.config.input_size == 128
+    assert fast.passes == 1 and not fast.flip_average
+    assert create_model("fast", passes=2).passes == 2
+    with pytest.raises(NotAvailableError, match="fast weights not found"):
+        create_model("fast", weights="/nonexistent/fast.safetensors")
+
+
+@requires_shared("data/300w/helen_testset")
+def test_fast_on_20_helen_faces() -> None:
+    """``fast`` keeps most of ``default``'s accuracy on frontal faces (docs/models/fast.md)."""
+    faces = _helen(20)
+    boxes = np.stack([landmark_box(gt) for _, gt in faces])
+    pred = create_model("fast").predict([img for img, _ in faces], boxes).points
+    gt = np.stack([gt for _, gt in faces])
+    err = 100 * nme(pred[..., :2], gt, interocular_normalizer(gt))
+    assert float(err.mean()) < 6.5, err
 
 
 def test_mesh_pose_recovers_a_known_rotation() -> None:
