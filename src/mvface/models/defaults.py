@@ -1,12 +1,14 @@
-"""The two models shipped as mvface's defaults: ``default`` (base) and ``default+`` (plug-in).
+"""The models shipped inside mvface: ``default`` (base), ``default+`` (plug-in) and ``fast``.
 
 * ``default``: ``mediapipe-68`` as shipped — MediaPipe's face mesh network converted to PyTorch
   with the 468 → 68 head fitted on 300-W AFW (``docs/models/mediapipe-68.md``).
 * ``default+``: the same network fine-tuned end to end with the multiview-consistency plug-in
   on synthetic multiview heads made from 300-W AFW (``docs/models/default-plus.md``; recipe in
   ``configs/default-plus.yaml``).
+* ``fast``: ``default+``'s network resized to 128 px crops and trained there, one pass: about a
+  third of ``default``'s time per face (``docs/models/fast.md``; recipe in ``configs/fast*.yaml``).
 
-Both load from files inside the package, with no download.
+All load from files inside the package, with no download.
 """
 
 from __future__ import annotations
@@ -43,6 +45,14 @@ DEFAULT_PLUS_PASSES = 1
 DEFAULT_PLUS_FLIP_AVERAGE = True
 
 
+def _whole_network(name: str, weights: str | None, default_path: Path, **cfg: Any) -> MediaPipe68:
+    """A shipped whole-network ``mediapipe-68`` file (or ``weights`` instead) under ``name``."""
+    path = Path(weights) if weights is not None else default_path
+    if not path.is_file():
+        raise NotAvailableError(f"{path}: {name} weights not found (see docs/models)")
+    return _renamed(mediapipe_68(str(path), **cfg), name)
+
+
 @register_model("default+")
 def default_plus(weights: str | None = None, **cfg: Any) -> MediaPipe68:
     """``default`` fine-tuned with the plug-in (``weights``: another fine-tune to load instead).
@@ -50,10 +60,23 @@ def default_plus(weights: str | None = None, **cfg: Any) -> MediaPipe68:
     Options as ``mediapipe-68``; ``passes`` defaults to :data:`DEFAULT_PLUS_PASSES` and
     ``flip_average`` (handled by :func:`create_model`) to :data:`DEFAULT_PLUS_FLIP_AVERAGE`.
     """
-    path = Path(weights) if weights is not None else DEFAULT_PLUS_PATH
-    if not path.is_file():
-        raise NotAvailableError(f"{path}: default+ weights not found (see docs/models)")
     cfg.setdefault("passes", DEFAULT_PLUS_PASSES)
-    model = _renamed(mediapipe_68(str(path), **cfg), "default+")
+    model = _whole_network("default+", weights, DEFAULT_PLUS_PATH, **cfg)
     model.flip_average = DEFAULT_PLUS_FLIP_AVERAGE
     return model
+
+
+#: Weights of ``fast`` (face mesh at 128 px + head, float32), written by ``mvface finetune``.
+FAST_PATH = Path(__file__).resolve().parent / "weights" / "fast.safetensors"
+
+
+@register_model("fast")
+def fast(weights: str | None = None, **cfg: Any) -> MediaPipe68:
+    """``default+``'s network at 128 px crops, one pass, no mirror: the speed-first model.
+
+    Resized from ``default+`` (:func:`~mvface.models.mediapipe_mesh.resize_facemesh`),
+    fine-tuned at 128 px with the plug-in and distilled from ``default+``
+    (``docs/models/fast.md``). Options as ``mediapipe-68`` (``passes`` defaults to 1).
+    """
+    cfg.setdefault("passes", 1)
+    return _whole_network("fast", weights, FAST_PATH, **cfg)
