@@ -5,7 +5,14 @@ import torch
 from torch import nn
 
 from mvface.errors import BadInputError, NotAvailableError
-from mvface.export import DecomposedPReLU, export_onnx, onnx_parity, onnx_ready, onnx_session
+from mvface.export import (
+    DecomposedPReLU,
+    export_onnx,
+    fold_pads_into_convs,
+    onnx_parity,
+    onnx_ready,
+    onnx_session,
+)
 from mvface.models import create_model
 from mvface.models.base import ModelConfig
 from mvface.models.trainable import TorchLandmarkModel
@@ -63,16 +70,51 @@ class TestOnnxReady:
         x = torch.randn(2, 3, 8, 8)
         assert torch.allclose(ready(x), net(x), atol=1e-6)
 
-    def test_face_mesh_export_has_no_prelu_or_shape_arithmetic(self, tmp_path: Path) -> None:
+    @pytest.mark.parametrize(("name", "size"), [("mediapipe-68", 192), ("fast", 128)])
+    def test_face_mesh_export_has_no_prelu_shape_arithmetic_or_conv_pads(
+        self, tmp_path: Path, name: str, size: int
+    ) -> None:
         onnx = pytest.importorskip("onnx")
-        model = create_model("mediapipe-68")
+        model = create_model(name)
         path = export_onnx(model, tmp_path / "mp.onnx", method="forward_mesh", outputs=("m", "s"))
-        ops = [node.op_type for node in onnx.load(str(path)).graph.node]
-        assert "PRelu" not in ops
-        assert ops.count("Shape") == 1  # the batch size of the final reshape; pads are constant
+        graph = onnx.load(str(path)).graph
+        ops = [node.op_type for node in graph.node]
+        assert "PRelu" not in ops and "Shape" not in ops
+        # every TF-"SAME" stride-2 pad went into its convolution; the pads left widen the
+        # channels of the residual shortcuts (3 in the backbone)
+        padded = {node.output[0] for node in graph.node if node.op_type == "Pad"}
+        assert not any(n.op_type == "Conv" and n.input[0] in padded for n in graph.node)
+        assert len(padded) == 3
         session = onnx_session(path)
-        x = torch.rand(3, 3, 192, 192)
-        mesh = session.run(None, {"crops": x.numpy()})[0]  # type: ignore[attr-defined]
-        with torch.no_grad():
-            ref = model.net.forward_mesh(x)[0].numpy()
-        assert abs(mesh - ref).max() < 1e-3
+        for batch in (1, 3):
+            x = torch.rand(batch, 3, size, size)
+            mesh = session.run(None, {"crops": x.numpy()})[0]  # type: ignore[attr-defined]
+            with torch.no_grad():
+                ref = model.net.forward_mesh(x)[0].numpy()
+            assert abs(mesh - ref).max() < 1e-3
+
+
+def test_fold_pads_into_convs_keeps_the_function(tmp_path: Path) -> None:
+    """A zero Pad before a Conv (asymmetric, as TF-"SAME" stride 2) is merged into the Conv."""
+    onnx = pytest.importorskip("onnx")
+
+    class PadConv(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 5, 3, stride=2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.conv(nn.functional.pad(x, (0, 1, 2, 1)))
+
+    torch.manual_seed(0)
+    net = PadConv().eval()
+    x = torch.randn(2, 3, 10, 10)
+    path = tmp_path / "pc.onnx"
+    torch.onnx.export(net, (x,), str(path), input_names=["crops"], dynamo=False)
+    assert fold_pads_into_convs(path) == 1
+    (conv,) = onnx.load(str(path)).graph.node
+    assert conv.op_type == "Conv"
+    assert next(list(a.ints) for a in conv.attribute if a.name == "pads") == [2, 0, 1, 1]
+    out = onnx_session(path).run(None, {"crops": x.numpy()})[0]  # type: ignore[attr-defined]
+    with torch.no_grad():
+        assert abs(out - net(x).numpy()).max() < 1e-5
