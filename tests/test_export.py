@@ -77,7 +77,10 @@ class TestOnnxReady:
         onnx = pytest.importorskip("onnx")
         model = create_model(name)
         path = export_onnx(model, tmp_path / "mp.onnx", method="forward_mesh", outputs=("m", "s"))
-        graph = onnx.load(str(path)).graph
+        proto = onnx.load(str(path))
+        onnx.checker.check_model(proto)
+        assert [(o.domain, o.version) for o in proto.opset_import] == [("", 17)]
+        graph = proto.graph
         ops = [node.op_type for node in graph.node]
         assert "PRelu" not in ops and "Shape" not in ops
         # every TF-"SAME" stride-2 pad went into its convolution; the pads left widen the
