@@ -191,8 +191,10 @@ def fold_pads_into_convs(path: str | Path) -> int:
         mode = {a.name: a.s for a in pad.attribute}.get("mode", b"constant")
         value = pad.input[2] if len(pad.input) > 2 else ""
         begin, end = amounts[: len(amounts) // 2], amounts[len(amounts) // 2 :]
-        if mode != b"constant" or value or len(begin) != 4 or begin[:2].any() or end[:2].any():
-            continue  # not zeros, or batch / channels padded
+        if mode != b"constant" or value or len(begin) != 4 or (amounts < 0).any():
+            continue  # not zeros, not 4-D, or a crop
+        if begin[:2].any() or end[:2].any():
+            continue  # batch or channels padded
         for conv in convs:  # one Pad may feed several convolutions (e.g. two heads)
             old = next((list(a.ints) for a in conv.attribute if a.name == "pads"), [0, 0, 0, 0])
             pads = [old[0] + begin[2], old[1] + begin[3], old[2] + end[2], old[3] + end[3]]
