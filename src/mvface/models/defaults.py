@@ -5,8 +5,8 @@
 * ``default+``: the same network fine-tuned end to end with the multiview-consistency plug-in
   on synthetic multiview heads made from 300-W AFW (``docs/models/default-plus.md``; recipe in
   ``configs/default-plus.yaml``).
-* ``fast``: ``default+``'s network resized to 128 px crops and trained there, one pass: about a
-  third of ``default``'s time per face (``docs/models/fast.md``; recipe in ``configs/fast*.yaml``).
+* ``fast``: ``default+``'s network resized to 128 px crops and trained there, one pass: about
+  40 % of ``default``'s time per face (``docs/models/fast.md``; recipe in ``configs/fast*.yaml``).
 
 All load from files inside the package, with no download.
 """

@@ -433,7 +433,7 @@ def resize_facemesh(net: FaceMeshNet, input_size: int) -> FaceMeshNet:
     at the new size (``mvface finetune``) closes the gap.
     """
     resized = build_facemesh(input_size)
-    state = {key: value.clone() for key, value in net.state_dict().items()}
+    state = net.state_dict()  # load_state_dict below copies; the heads' kernels are new tensors
     old_size = net.config.input_size
     scale = input_size / old_size
     old_kernel, kernel = head_kernel(old_size), head_kernel(input_size)
