@@ -26,8 +26,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dlib,dev]'
 	touch $@
 
-# The main job: `mvface demo` -- the base model (`default`) and its plug-in fine-tune
-# (`default+`) side by side on novel views of a photo that ships with scikit-image, synthesized
+# The main job: `mvface demo` -- the base model (`base`) and its plug-in fine-tune
+# (`base+`) side by side on novel views of a photo that ships with scikit-image, synthesized
 # at yaw -75..75 degrees with known landmarks (out/demo). Needs no data and no network. With
 # ../shared beside the repo it also runs on the sample photos there (out/demo-samples).
 demo: setup

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The plug-in's training cost on a CUDA GPU (issue #5): bench_train.py with the loss eager and
-# compiled (train.compile_loss), for mvnet and mediapipe-68 (the network of default+), then the
+# compiled (train.compile_loss), for mvnet and mediapipe-68 (the network of base+), then the
 # GPU tests. BASE=DIR (a checkout of an older commit) also times that tree's eager loss in the
 # same run, so the numbers compare on one card. Tables are appended to $OUT/bench_train.md.
 #

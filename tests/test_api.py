@@ -7,9 +7,10 @@ import pytest
 from skimage import data
 
 import mvface
+from mvface.models import DEFAULT_MODEL
 
 
-@pytest.mark.parametrize("name", ["default", "default+"])
+@pytest.mark.parametrize("name", ["base", "base+", "fast"])
 def test_shipped_models_detect_points_and_pose(name: str) -> None:
     image = data.astronaut()  # ships with scikit-image: a frontal face
     landmarker = mvface.load(name)
@@ -26,5 +27,6 @@ def test_shipped_models_detect_points_and_pose(name: str) -> None:
     np.testing.assert_allclose(again.points, faces.points)
 
 
-def test_load_defaults_to_the_shipped_base_model() -> None:
-    assert mvface.load().model.config.name == "default"
+def test_load_defaults_to_the_speed_first_model() -> None:
+    assert DEFAULT_MODEL == "fast"
+    assert mvface.load().model.config.name == "fast"

@@ -1,7 +1,7 @@
 """The small user API: a landmark model plus a face detector, loaded by name.
 
 >>> import mvface
->>> landmarker = mvface.load("default+")                   # doctest: +SKIP
+>>> landmarker = mvface.load("base+")                   # doctest: +SKIP
 >>> faces = landmarker.detect(image)                         # doctest: +SKIP
 >>> faces.points.shape                                       # (K, 68, 2|3) pixels, doctest: +SKIP
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mvface.errors import NotAvailableError
-from mvface.models import LandmarkModel, Landmarks, create_model
+from mvface.models import DEFAULT_MODEL, LandmarkModel, Landmarks, create_model
 from mvface.models.face_detectors import FaceDetector, create_face_detector, list_face_detectors
 
 #: Face detectors tried, in order, when the detector is ``"auto"``.
@@ -97,12 +97,13 @@ class FaceLandmarker:
 
 
 def load(
-    name: str = "default", weights: str | None = None, detector: str = "auto"
+    name: str = DEFAULT_MODEL, weights: str | None = None, detector: str = "auto"
 ) -> FaceLandmarker:
     """Load a registered landmark model with a face detector (no download, ever).
 
     Args:
-        name: a name from :func:`mvface.models.list_models` (default: the shipped base model).
+        name: a name from :func:`mvface.models.list_models` (default:
+            :data:`~mvface.models.DEFAULT_MODEL`, ``fast``).
         weights: weights file or folder for families that load external weights.
         detector: a face detector name, or ``"auto"``.
     """

@@ -12,7 +12,7 @@ from mvface.data.readers.pts import write_pts
 runner = CliRunner()
 
 #: A "+" model whose weights are certainly absent.
-MISSING_PLUS = "default+=default+:/nonexistent/default_plus.safetensors"
+MISSING_PLUS = "base+=base+:/nonexistent/default_plus.safetensors"
 
 
 def face_points(cx: float = 80.0, cy: float = 75.0, s: float = 45.0) -> np.ndarray:
@@ -60,12 +60,12 @@ def test_demo_folder_skips_missing_model_and_writes_results(
 ) -> None:
     out = tmp_path / "out"
     args = ["demo", "--input", str(pts_folder), "--gt-format", "pts", "--output", str(out)]
-    result = runner.invoke(app, [*args, "--models", f"default,{MISSING_PLUS}", "-q"])
+    result = runner.invoke(app, [*args, "--models", f"base,{MISSING_PLUS}", "-q"])
     assert result.exit_code == 0, result.output
-    assert "skipped model default+:" in result.output and "not found" in result.output
+    assert "skipped model base+:" in result.output and "not found" in result.output
     data = json.loads((out / "results.json").read_text())
-    assert [m["label"] for m in data["models"]] == ["default"]
-    assert "default" in data["images"][0]["faces"][0]["nme_percent"]
+    assert [m["label"] for m in data["models"]] == ["base"]
+    assert "base" in data["images"][0]["faces"][0]["nme_percent"]
     assert (out / "000_one.jpg").is_file() and (out / "overview.jpg").is_file()
 
 
@@ -80,22 +80,22 @@ def test_compare_draws_figure(pts_folder: Path, tmp_path: Path) -> None:
     fig = tmp_path / "fig.jpg"
     args = ["compare", "--input", str(pts_folder), "--gt", "pts", "--output", str(fig)]
     result = runner.invoke(
-        app, [*args, "--models", f"default,{MISSING_PLUS},mp=mediapipe-68", "-q"]
+        app, [*args, "--models", f"base,{MISSING_PLUS},mp=mediapipe-68", "-q"]
     )
     assert result.exit_code == 0, result.output
-    assert "skipped model default+" in result.output
+    assert "skipped model base+" in result.output
     assert "one" in result.output  # the NME table names the image
     assert cv2.imread(str(fig)) is not None
     report = json.loads(fig.with_suffix(".json").read_text())
-    assert [m["label"] for m in report["models"]] == ["default", "mp"]
+    assert [m["label"] for m in report["models"]] == ["base", "mp"]
 
 
 @pytest.mark.parametrize(
     ("models", "output", "message"),
     [
         ("nope", "fig.png", "not a registered model"),
-        ("default", "fig.txt", ".png or .jpg"),
-        ("default,x=default", "fig.png", ""),
+        ("base", "fig.txt", ".png or .jpg"),
+        ("base,x=base", "fig.png", ""),
     ],
 )
 def test_compare_bad_input_is_one_line(

@@ -22,7 +22,7 @@ from mvface.errors import BadInputError, NotAvailableError
 from mvface.viz.compare import nme_percent
 
 #: A "+" model whose weights are certainly absent (skipped with its reason).
-MISSING_PLUS = "default+=default+:/nonexistent/default_plus.safetensors"
+MISSING_PLUS = "base+=base+:/nonexistent/default_plus.safetensors"
 
 
 def face_points(cx: float = 80.0, cy: float = 75.0, s: float = 45.0) -> np.ndarray:
@@ -76,7 +76,7 @@ def pts_folder(tmp_path: Path) -> Path:
 
 class TestModelSpecs:
     def test_plain_family(self) -> None:
-        assert parse_model_spec("default") == ModelSpec("default", "default", None)
+        assert parse_model_spec("base") == ModelSpec("base", "base", None)
 
     def test_family_with_weights(self) -> None:
         expected = ModelSpec("3ddfa-v2", "3ddfa-v2", "../w")
@@ -84,7 +84,7 @@ class TestModelSpecs:
         assert parse_model_spec("3ddfa-v2:../w") == expected
 
     def test_label_and_family(self) -> None:
-        assert parse_model_spec("base=default") == ModelSpec("base", "default", None)
+        assert parse_model_spec("b=base") == ModelSpec("b", "base", None)
         spec = parse_model_spec("3ddfa-v2+=3ddfa-v2:runs/x/model.safetensors")
         assert spec == ModelSpec("3ddfa-v2+", "3ddfa-v2", "runs/x/model.safetensors")
 
@@ -97,19 +97,19 @@ class TestModelSpecs:
             parse_model_spec("dlib:")
 
     def test_list_and_duplicates(self) -> None:
-        specs = parse_model_specs("dlib, default ,x=default")
-        assert [s.label for s in specs] == ["dlib", "default", "x"]
-        with pytest.raises(BadInputError, match="label used twice: default"):
-            parse_model_specs("default,default=default")
+        specs = parse_model_specs("dlib, base ,x=base")
+        assert [s.label for s in specs] == ["dlib", "base", "x"]
+        with pytest.raises(BadInputError, match="label used twice: base"):
+            parse_model_specs("base,base=base")
         with pytest.raises(BadInputError, match="no model"):
             parse_model_specs(" , ")
 
 
 def test_load_models_skips_unavailable_with_reason() -> None:
-    loaded = load_models(parse_model_specs(f"default,{MISSING_PLUS}"))
-    assert loaded.labels == ["default"]
+    loaded = load_models(parse_model_specs(f"base,{MISSING_PLUS}"))
+    assert loaded.labels == ["base"]
     ((spec, reason),) = loaded.skipped
-    assert spec.label == "default+" and "not found" in reason and "\n" not in reason
+    assert spec.label == "base+" and "not found" in reason and "\n" not in reason
     with pytest.raises(NotAvailableError, match="no model could be loaded"):
         load_models(parse_model_specs(MISSING_PLUS))
 
@@ -132,29 +132,29 @@ def test_demo_on_a_folder_with_ground_truth(pts_folder: Path, tmp_path: Path) ->
     (pts_folder / "broken.png").write_bytes(b"not an image")
     out = tmp_path / "out"
     cfg = DemoConfig(
-        output=out, input=pts_folder, models=("default", MISSING_PLUS), gt_format="pts"
+        output=out, input=pts_folder, models=("base", MISSING_PLUS), gt_format="pts"
     )
     seen: list[str] = []
     result = run_demo(cfg, progress=lambda done, total, what: seen.append(what))
-    assert [s.label for s in result.models] == ["default"]
-    assert [s.label for s, _ in result.skipped_models] == ["default+"]
+    assert [s.label for s in result.models] == ["base"]
+    assert [s.label for s, _ in result.skipped_models] == ["base+"]
     assert len(result.images) == 2 and "face0" in seen
     assert any("broken" in line for line in result.failed)  # one line, the rest went on
     assert {p.name for p in result.files} == {"000_face0.jpg", "001_face1.jpg", "overview.jpg"}
     data = json.loads((out / "results.json").read_text())
-    assert data["skipped_models"][0]["label"] == "default+"
+    assert data["skipped_models"][0]["label"] == "base+"
     image = data["images"][0]
     face = image["faces"][0]
-    points = np.array(face["landmarks"]["default"])
+    points = np.array(face["landmarks"]["base"])
     gt = np.array(image["ground_truth"])
     assert points.shape[0] == 68 and gt.shape == (68, 2)
-    assert face["nme_percent"]["default"] == pytest.approx(nme_percent(points, gt), abs=0.01)
+    assert face["nme_percent"]["base"] == pytest.approx(nme_percent(points, gt), abs=0.01)
     assert np.allclose(
         face["box"], [gt[:, 0].min(), gt[:, 1].min(), gt[:, 0].max(), gt[:, 1].max()], atol=0.01
     )
-    assert image["ms"]["default"] > 0
-    assert data["mean_nme_percent"]["default"] == pytest.approx(
-        result.mean_nme["default"], abs=1e-3
+    assert image["ms"]["base"] > 0
+    assert data["mean_nme_percent"]["base"] == pytest.approx(
+        result.mean_nme["base"], abs=1e-3
     )
     drawing = cv2.imread(str(out / "000_face0.jpg"))
     assert drawing is not None and drawing.shape[0] >= 256
@@ -162,7 +162,7 @@ def test_demo_on_a_folder_with_ground_truth(pts_folder: Path, tmp_path: Path) ->
 
 def test_demo_without_input_synthesizes_views(tmp_path: Path) -> None:
     cfg = DemoConfig(
-        output=tmp_path / "o", models=("default", MISSING_PLUS), views=3, view_size=128
+        output=tmp_path / "o", models=("base", MISSING_PLUS), views=3, view_size=128
     )
     result = run_demo(cfg)
     names = [p.item.name for p in result.images]
@@ -171,8 +171,8 @@ def test_demo_without_input_synthesizes_views(tmp_path: Path) -> None:
     assert photo.item.gt is None and len(photo.faces) == 1  # found by the face detector
     for view in views:
         assert view.item.gt is not None and view.image.shape == (128, 128, 3)
-        assert np.isfinite(view.faces[0].nme["default"])
-    frontal = views[1].faces[0].nme["default"]
+        assert np.isfinite(view.faces[0].nme["base"])
+    frontal = views[1].faces[0].nme["base"]
     assert frontal < 10.0  # the source landmarks came from this model: the frontal view agrees
     data = json.loads((tmp_path / "o" / "results.json").read_text())
     assert [im["meta"].get("yaw_deg") for im in data["images"]] == [None, -75.0, 0.0, 75.0]
@@ -182,7 +182,7 @@ def test_demo_options_are_checked(tmp_path: Path) -> None:
     with pytest.raises(BadInputError, match="views"):
         DemoConfig(output=tmp_path, views=0)
     with pytest.raises(BadInputError, match="does not exist"):
-        run_demo(DemoConfig(output=tmp_path, input=tmp_path / "missing", models=("default",)))
+        run_demo(DemoConfig(output=tmp_path, input=tmp_path / "missing", models=("base",)))
 
 
 def test_compare_writes_figure_and_nmes(pts_folder: Path, tmp_path: Path) -> None:
@@ -190,22 +190,22 @@ def test_compare_writes_figure_and_nmes(pts_folder: Path, tmp_path: Path) -> Non
     cfg = CompareConfig(
         input=pts_folder,
         output=fig,
-        models=("default", "mp=mediapipe-68", MISSING_PLUS),
+        models=("base", "mp=mediapipe-68", MISSING_PLUS),
         gt_format="pts",
     )
     result = run_compare(cfg)
-    assert [s.label for s in result.models] == ["default", "mp"]
-    assert [s.label for s, _ in result.skipped_models] == ["default+"]
+    assert [s.label for s in result.models] == ["base", "mp"]
+    assert [s.label for s, _ in result.skipped_models] == ["base+"]
     image = cv2.imread(str(fig))
     assert image is not None and image.shape[1] == 2 * 256 + 3 * 4
     report = json.loads(fig.with_suffix(".json").read_text())
     assert [im["name"] for im in report["images"]] == ["face0", "face1"]
     nmes = report["images"][0]["nme_percent"]
-    assert nmes["default"] == pytest.approx(nmes["mp"], abs=1e-6)  # same network and head
+    assert nmes["base"] == pytest.approx(nmes["mp"], abs=1e-6)  # same network and head
     region = np.array(report["images"][0]["region"])
     assert region[2] - region[0] == pytest.approx(region[3] - region[1], abs=0.2)
 
 
 def test_compare_needs_an_image_file(tmp_path: Path) -> None:
     with pytest.raises(BadInputError, match=r"\.png or \.jpg"):
-        CompareConfig(input=tmp_path, output=tmp_path / "fig.txt", models=("default",))
+        CompareConfig(input=tmp_path, output=tmp_path / "fig.txt", models=("base",))

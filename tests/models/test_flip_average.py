@@ -100,6 +100,6 @@ class TestFlipAverage:
 
 
 def test_default_plus_averages_flips() -> None:
-    assert create_model("default+").flip_average is True  # the weights ship with mvface
-    assert create_model("default+", flip_average=False).flip_average is False
-    assert create_model("default").flip_average is False
+    assert create_model("base+").flip_average is True  # the weights ship with mvface
+    assert create_model("base+", flip_average=False).flip_average is False
+    assert create_model("base").flip_average is False

@@ -418,11 +418,11 @@ def test_one_pass_runs_faces_in_chunks(threads: int) -> None:
 
 
 def test_defaults_are_registered() -> None:
-    base = create_model("default")
-    assert base.config.name == "default"
+    base = create_model("base")
+    assert base.config.name == "base"
     x = torch.rand(1, 3, 192, 192)
     assert torch.equal(base.forward_points(x), create_model("mediapipe-68").forward_points(x))
-    assert {"default", "default+", "fast"} <= set(list_models())
+    assert {"base", "base+", "fast"} <= set(list_models())
 
 
 def test_fast_is_the_128_px_one_pass_network() -> None:
@@ -437,7 +437,7 @@ def test_fast_is_the_128_px_one_pass_network() -> None:
 
 @requires_shared("data/300w/helen_testset")
 def test_fast_on_20_helen_faces() -> None:
-    """``fast`` keeps most of ``default``'s accuracy on frontal faces (docs/models/fast.md)."""
+    """``fast`` keeps most of ``base``'s accuracy on frontal faces (docs/models/fast.md)."""
     faces = _helen(20)
     boxes = np.stack([landmark_box(gt) for _, gt in faces])
     pred = create_model("fast").predict([img for img, _ in faces], boxes).points

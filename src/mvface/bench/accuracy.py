@@ -79,7 +79,7 @@ ACCURACY_SETS = (
         "data/aflw2000_3d_dev",
         "AFLW2000-3D dev half (3DDFA protocol)",
     ),
-    # the first 165 faces: `default+` trains on the rest (configs/splits/helen_train.txt)
+    # the first 165 faces: `base+` trains on the rest (configs/splits/helen_train.txt)
     AccuracySet(
         "300w-helen",
         "300w",

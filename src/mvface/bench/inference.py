@@ -51,14 +51,14 @@ from mvface.bench.machine import MachineInfo, load_average, machine_info
 from mvface.bench.report import fmt, markdown_table, ratio, run_heading
 from mvface.errors import BadInputError, NotAvailableError
 from mvface.export import export_onnx
-from mvface.models import LandmarkModel, create_model, list_models
+from mvface.models import DEFAULT_MODEL, LandmarkModel, create_model, list_models
 from mvface.models.mediapipe_mesh import denormal_mode_restored
 from mvface.models.trainable import TorchLandmarkModel
 
 __all__ = [
+    "BASE_MODEL",
     "DEFAULT_MODEL",
     "EXPORTED_METHODS",
-    "FAST_MODEL",
     "MODEL_ALIASES",
     "PEERS",
     "DetectorRow",
@@ -82,11 +82,9 @@ __all__ = [
     "time_interleaved",
 ]
 
-#: The model mvface ships as its default (the goals compare it with the peers).
-DEFAULT_MODEL = "mediapipe-68"
-
-#: The speed-first shipped model: the goals are checked for it too when it is measured.
-FAST_MODEL = "fast"
+#: The baseline of the paper's pair (``mediapipe-68`` as shipped): the goals are checked for it
+#: too when it is measured, beside :data:`~mvface.models.DEFAULT_MODEL` (``fast``).
+BASE_MODEL = "base"
 
 #: Peer models measured in the same run: registry name -> what it is.
 PEERS = {
@@ -183,8 +181,8 @@ def resolve_models(
 ) -> tuple[dict[str, LandmarkModel], dict[str, str]]:
     """Build the models to benchmark; every registered one when ``specs`` is ``None``.
 
-    Names whose ``key`` equals an earlier model's (``default`` is ``mediapipe-68``) are not
-    measured twice. :data:`DEFAULT_MODEL` and :data:`FAST_MODEL` come first, then the peers,
+    Names whose ``key`` equals an earlier model's (``base`` is ``mediapipe-68``) are not
+    measured twice. :data:`DEFAULT_MODEL` and :data:`BASE_MODEL` come first, then the peers,
     then the rest.
 
     Returns:
@@ -192,7 +190,7 @@ def resolve_models(
     """
     if specs is None:
         names = list_models()
-        order = [DEFAULT_MODEL, FAST_MODEL, *PEERS, *names]
+        order = [DEFAULT_MODEL, BASE_MODEL, *PEERS, *names]
         specs = [ModelSpec(n) for n in dict.fromkeys(order) if n in names]
     models: dict[str, LandmarkModel] = {}
     left_out: dict[str, str] = {}
@@ -221,7 +219,7 @@ def model_note(name: str, model: LandmarkModel) -> str:
         return f"peer: {PEERS[name]}"
     if name == "mvnet" and isinstance(model, TorchLandmarkModel) and model.net.training:
         return "random initialization (no shipped weights): speed only"
-    notes = {DEFAULT_MODEL: ["mvface's default model"], FAST_MODEL: ["speed-first model"]}.get(
+    notes = {DEFAULT_MODEL: ["mvface's default model"], BASE_MODEL: ["baseline"]}.get(
         name, []
     )
     if model.flip_average:
@@ -723,11 +721,11 @@ def inference_goals(result: InferenceResult) -> list[Goal]:
     2. Batched faces/s >= 2x dlib's at 2 threads (its faster engine).
 
     Both for :data:`DEFAULT_MODEL` (reported even when not measured) and for
-    :data:`FAST_MODEL` when the run measured it.
+    :data:`BASE_MODEL` when the run measured it.
     """
     goals = _speed_goals(result, DEFAULT_MODEL)
-    if any(r.model == FAST_MODEL for r in result.rows):
-        goals += _speed_goals(result, FAST_MODEL)
+    if any(r.model == BASE_MODEL for r in result.rows):
+        goals += _speed_goals(result, BASE_MODEL)
     return goals
 
 
@@ -792,7 +790,7 @@ def inference_markdown(result: InferenceResult, command: str) -> str:
         dlib = result.row("dlib", "dlib", r.threads)
         table.append(
             [
-                f"**{r.model}**" if r.model in (DEFAULT_MODEL, FAST_MODEL) else r.model,
+                f"**{r.model}**" if r.model in (DEFAULT_MODEL, BASE_MODEL) else r.model,
                 "ONNX Runtime" if r.engine == "onnx" else r.engine,
                 r.threads,
                 fmt(r.ms_per_face),
@@ -836,11 +834,11 @@ def inference_markdown(result: InferenceResult, command: str) -> str:
     if result.onnx_max_diff_px:
         diffs = ", ".join(f"{k} {v:.2g}" for k, v in result.onnx_max_diff_px.items())
         lines.append(f"- ONNX Runtime vs PyTorch, largest point difference (px): {diffs}")
-    if DEFAULT_MODEL in result.notes or FAST_MODEL in result.notes:
+    if DEFAULT_MODEL in result.notes or BASE_MODEL in result.notes:
         lines.append(
-            f"- `{DEFAULT_MODEL}` and `{FAST_MODEL}` run each network call on one thread (both "
+            f"- `{DEFAULT_MODEL}` and `{BASE_MODEL}` run each network call on one thread (both "
             f"engines); with 2 threads their batched `predict` runs 2 faces at a time "
-            f"(`{FAST_MODEL}`, one pass: 2 chunks of faces, one network call each). dlib is "
+            f"(`{DEFAULT_MODEL}`, one pass: 2 chunks of faces, one network call each). dlib is "
             "single-threaded."
         )
     if result.load_end is not None:

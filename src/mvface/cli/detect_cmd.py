@@ -11,13 +11,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from mvface.api import load
 from mvface.cli._common import console, exit_on_problems, handle_errors
 from mvface.detect import DetectConfig, OutputFormat, collect_inputs, run_detect
+from mvface.models import DEFAULT_MODEL
 
 
 @handle_errors
 def detect_command(
     paths: Annotated[list[str], typer.Argument(help="Images, videos, folders or glob patterns.")],
     out: Annotated[Path, typer.Option(help="Output folder.")],
-    model: Annotated[str, typer.Option(help="Registered landmark model.")] = "dlib",
+    model: Annotated[str, typer.Option(help="Registered landmark model.")] = DEFAULT_MODEL,
     weights: Annotated[str | None, typer.Option(help="Weights file or folder.")] = None,
     detector: Annotated[str, typer.Option(help="Face detector name, or 'auto'.")] = "auto",
     fmt: Annotated[str, typer.Option("--format", help="json, csv or coco.")] = "json",

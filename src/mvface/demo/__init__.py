@@ -3,7 +3,7 @@
 
 >>> from mvface.demo import DemoConfig, run_demo
 >>> result = run_demo(DemoConfig(output="out/demo"))  # doctest: +SKIP
->>> result.mean_nme  # {"default": ..., "default+": ...} in %, doctest: +SKIP
+>>> result.mean_nme  # {"base": ..., "base+": ...} in %, doctest: +SKIP
 """
 
 from __future__ import annotations

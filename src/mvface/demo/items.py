@@ -118,7 +118,7 @@ def packaged_views(
     views: int = 7,
     max_yaw_deg: float = 75.0,
     size: int = 256,
-    landmark_model: str = "default",
+    landmark_model: str = "base",
     backend: str = "mesh",
 ) -> list[DemoItem]:
     """The packaged photo and novel views of it, rendered by the synth pipeline.

@@ -44,7 +44,7 @@ from mvface.models.face_detectors import FaceDetector
 from mvface.viz.compare import blank_cell, draw_cell, face_square, tile_cells
 
 #: Models of the demo: the base model and the "+" model fine-tuned with the plug-in.
-DEMO_MODELS: tuple[str, ...] = ("default", "default+")
+DEMO_MODELS: tuple[str, ...] = ("base", "base+")
 #: Images shown in ``overview.jpg``.
 OVERVIEW_MAX = 12
 
@@ -82,7 +82,7 @@ class DemoConfig:
     view_size: int = 256
     cell_size: int = 256
     detector: str = "auto"
-    source_model: str = "default"
+    source_model: str = "base"
     quality: int = 90
 
     def __post_init__(self) -> None:

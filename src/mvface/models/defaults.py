@@ -1,12 +1,15 @@
-"""The models shipped inside mvface: ``default`` (base), ``default+`` (plug-in) and ``fast``.
+"""The models shipped inside mvface: ``base``, ``base+`` (plug-in) and ``fast`` (the default).
 
-* ``default``: ``mediapipe-68`` as shipped — MediaPipe's face mesh network converted to PyTorch
-  with the 468 → 68 head fitted on 300-W AFW (``docs/models/mediapipe-68.md``).
-* ``default+``: the same network fine-tuned end to end with the multiview-consistency plug-in
-  on synthetic multiview heads made from 300-W AFW (``docs/models/default-plus.md``; recipe in
-  ``configs/default-plus.yaml``).
-* ``fast``: ``default+``'s network resized to 128 px crops and trained there, one pass: about
-  40 % of ``default``'s time per face (``docs/models/fast.md``; recipe in ``configs/fast*.yaml``).
+* ``base``: ``mediapipe-68`` as shipped — MediaPipe's face mesh network converted to PyTorch
+  with the 468 → 68 head fitted on 300-W AFW (``docs/models/mediapipe-68.md``): the baseline
+  of the paper's pair.
+* ``base+``: the same network fine-tuned end to end with the multiview-consistency plug-in
+  on synthetic multiview heads made from 300-W (``docs/models/base-plus.md``; recipe in
+  ``configs/default-plus*.yaml``: the files keep the model's first name, ``default+``).
+* ``fast``: ``base+``'s network resized to 128 px crops and trained there, one pass: about
+  40 % of ``base``'s time per face (``docs/models/fast.md``; recipe in ``configs/fast*.yaml``).
+  It is :data:`DEFAULT_MODEL`, what ``mvface.load()`` and ``mvface detect`` run when no
+  model is named.
 
 All load from files inside the package, with no download.
 """
@@ -21,8 +24,13 @@ from mvface.errors import NotAvailableError
 from mvface.models._registry import register_model
 from mvface.models.mediapipe_68 import MediaPipe68, mediapipe_68
 
-#: Weights of ``default+`` (face mesh + head, float32), written by ``mvface finetune``.
-DEFAULT_PLUS_PATH = Path(__file__).resolve().parent / "weights" / "default_plus.safetensors"
+#: The model run when none is named (``mvface.load()``, ``mvface detect``): the speed-first
+#: ``fast``, ahead of ``base`` on AFLW2000-3D's yaw-balanced NME and cross-view consistency,
+#: behind it on frontal faces (``docs/models/fast.md``); ``base+`` is the accuracy-first choice.
+DEFAULT_MODEL = "fast"
+
+#: Weights of ``base+`` (face mesh + head, float32), written by ``mvface finetune``.
+BASE_PLUS_PATH = Path(__file__).resolve().parent / "weights" / "default_plus.safetensors"
 
 
 def _renamed(model: MediaPipe68, name: str) -> MediaPipe68:
@@ -30,19 +38,19 @@ def _renamed(model: MediaPipe68, name: str) -> MediaPipe68:
     return model
 
 
-@register_model("default")
-def default(weights: str | None = None, **cfg: Any) -> MediaPipe68:
-    """The base model: ``mediapipe-68`` with its shipped head (options as ``mediapipe-68``)."""
-    return _renamed(mediapipe_68(weights, **cfg), "default")
+@register_model("base")
+def base(weights: str | None = None, **cfg: Any) -> MediaPipe68:
+    """The baseline: ``mediapipe-68`` with its shipped head (options as ``mediapipe-68``)."""
+    return _renamed(mediapipe_68(weights, **cfg), "base")
 
 
-#: Network passes of ``default+``: fine-tuning trains on the first pass's upright crops, and one
-#: pass beats the tracked re-crop for the fine-tuned network (docs/models/default-plus.md).
-DEFAULT_PLUS_PASSES = 1
+#: Network passes of ``base+``: fine-tuning trains on the first pass's upright crops, and one
+#: pass beats the tracked re-crop for the fine-tuned network (docs/models/base-plus.md).
+BASE_PLUS_PASSES = 1
 
-#: ``default+`` averages each face with its mirror image (:attr:`LandmarkModel.flip_average`):
-#: two network runs per face, as many as ``default``'s two passes (docs/results.md).
-DEFAULT_PLUS_FLIP_AVERAGE = True
+#: ``base+`` averages each face with its mirror image (:attr:`LandmarkModel.flip_average`):
+#: two network runs per face, as many as ``base``'s two passes (docs/results.md).
+BASE_PLUS_FLIP_AVERAGE = True
 
 
 def _whole_network(name: str, weights: str | None, default_path: Path, **cfg: Any) -> MediaPipe68:
@@ -53,16 +61,16 @@ def _whole_network(name: str, weights: str | None, default_path: Path, **cfg: An
     return _renamed(mediapipe_68(str(path), **cfg), name)
 
 
-@register_model("default+")
-def default_plus(weights: str | None = None, **cfg: Any) -> MediaPipe68:
-    """``default`` fine-tuned with the plug-in (``weights``: another fine-tune to load instead).
+@register_model("base+")
+def base_plus(weights: str | None = None, **cfg: Any) -> MediaPipe68:
+    """``base`` fine-tuned with the plug-in (``weights``: another fine-tune to load instead).
 
-    Options as ``mediapipe-68``; ``passes`` defaults to :data:`DEFAULT_PLUS_PASSES` and
-    ``flip_average`` (handled by :func:`create_model`) to :data:`DEFAULT_PLUS_FLIP_AVERAGE`.
+    Options as ``mediapipe-68``; ``passes`` defaults to :data:`BASE_PLUS_PASSES` and
+    ``flip_average`` (handled by :func:`create_model`) to :data:`BASE_PLUS_FLIP_AVERAGE`.
     """
-    cfg.setdefault("passes", DEFAULT_PLUS_PASSES)
-    model = _whole_network("default+", weights, DEFAULT_PLUS_PATH, **cfg)
-    model.flip_average = DEFAULT_PLUS_FLIP_AVERAGE
+    cfg.setdefault("passes", BASE_PLUS_PASSES)
+    model = _whole_network("base+", weights, BASE_PLUS_PATH, **cfg)
+    model.flip_average = BASE_PLUS_FLIP_AVERAGE
     return model
 
 
@@ -72,10 +80,10 @@ FAST_PATH = Path(__file__).resolve().parent / "weights" / "fast.safetensors"
 
 @register_model("fast")
 def fast(weights: str | None = None, **cfg: Any) -> MediaPipe68:
-    """``default+``'s network at 128 px crops, one pass, no mirror: the speed-first model.
+    """``base+``'s network at 128 px crops, one pass, no mirror: the default, speed-first model.
 
-    Resized from ``default+`` (:func:`~mvface.models.mediapipe_mesh.resize_facemesh`),
-    fine-tuned at 128 px with the plug-in and distilled from ``default+``
+    Resized from ``base+`` (:func:`~mvface.models.mediapipe_mesh.resize_facemesh`),
+    fine-tuned at 128 px with the plug-in and distilled from ``base+``
     (``docs/models/fast.md``). Options as ``mediapipe-68`` (``passes`` defaults to 1).
     """
     cfg.setdefault("passes", 1)

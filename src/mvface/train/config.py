@@ -78,7 +78,7 @@ class TeacherSection:
 
     The teacher sees each crop of the step as the trained model sees it, resized (bilinear) to
     the teacher's own input size, so it has no more information than the student: what it
-    passes on is what a bigger network makes of the same pixels (e.g. ``default+``'s 192 px
+    passes on is what a bigger network makes of the same pixels (e.g. ``base+``'s 192 px
     network teaching a 128 px one, ``configs/fast-stage3.yaml``). Its points, mapped to the
     student's crop pixels, are targets of an L1 term on every real and synthetic crop.
 

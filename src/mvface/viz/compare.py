@@ -13,7 +13,7 @@ of the image, pixel centres at integers) and labels; nothing here reads files or
 
 Example:
     >>> row = CompareRow(image, predictions=[pred_a, pred_b], gt=gt)  # doctest: +SKIP
-    >>> figure = comparison_figure([row], labels=["dlib", "default"])  # doctest: +SKIP
+    >>> figure = comparison_figure([row], labels=["dlib", "base"])  # doctest: +SKIP
 """
 
 from __future__ import annotations
