@@ -79,9 +79,7 @@ def test_demo_without_any_loadable_model_exits_3(tmp_path: Path) -> None:
 def test_compare_draws_figure(pts_folder: Path, tmp_path: Path) -> None:
     fig = tmp_path / "fig.jpg"
     args = ["compare", "--input", str(pts_folder), "--gt", "pts", "--output", str(fig)]
-    result = runner.invoke(
-        app, [*args, "--models", f"base,{MISSING_PLUS},mp=mediapipe-68", "-q"]
-    )
+    result = runner.invoke(app, [*args, "--models", f"base,{MISSING_PLUS},mp=mediapipe-68", "-q"])
     assert result.exit_code == 0, result.output
     assert "skipped model base+" in result.output
     assert "one" in result.output  # the NME table names the image

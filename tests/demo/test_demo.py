@@ -131,9 +131,7 @@ def test_read_items_with_names_and_ground_truth(pts_folder: Path) -> None:
 def test_demo_on_a_folder_with_ground_truth(pts_folder: Path, tmp_path: Path) -> None:
     (pts_folder / "broken.png").write_bytes(b"not an image")
     out = tmp_path / "out"
-    cfg = DemoConfig(
-        output=out, input=pts_folder, models=("base", MISSING_PLUS), gt_format="pts"
-    )
+    cfg = DemoConfig(output=out, input=pts_folder, models=("base", MISSING_PLUS), gt_format="pts")
     seen: list[str] = []
     result = run_demo(cfg, progress=lambda done, total, what: seen.append(what))
     assert [s.label for s in result.models] == ["base"]
@@ -153,17 +151,13 @@ def test_demo_on_a_folder_with_ground_truth(pts_folder: Path, tmp_path: Path) ->
         face["box"], [gt[:, 0].min(), gt[:, 1].min(), gt[:, 0].max(), gt[:, 1].max()], atol=0.01
     )
     assert image["ms"]["base"] > 0
-    assert data["mean_nme_percent"]["base"] == pytest.approx(
-        result.mean_nme["base"], abs=1e-3
-    )
+    assert data["mean_nme_percent"]["base"] == pytest.approx(result.mean_nme["base"], abs=1e-3)
     drawing = cv2.imread(str(out / "000_face0.jpg"))
     assert drawing is not None and drawing.shape[0] >= 256
 
 
 def test_demo_without_input_synthesizes_views(tmp_path: Path) -> None:
-    cfg = DemoConfig(
-        output=tmp_path / "o", models=("base", MISSING_PLUS), views=3, view_size=128
-    )
+    cfg = DemoConfig(output=tmp_path / "o", models=("base", MISSING_PLUS), views=3, view_size=128)
     result = run_demo(cfg)
     names = [p.item.name for p in result.images]
     assert names == ["astronaut", "astronaut_yaw-75", "astronaut_yaw+00", "astronaut_yaw+75"]

@@ -219,9 +219,7 @@ def model_note(name: str, model: LandmarkModel) -> str:
         return f"peer: {PEERS[name]}"
     if name == "mvnet" and isinstance(model, TorchLandmarkModel) and model.net.training:
         return "random initialization (no shipped weights): speed only"
-    notes = {DEFAULT_MODEL: ["mvface's default model"], BASE_MODEL: ["baseline"]}.get(
-        name, []
-    )
+    notes = {DEFAULT_MODEL: ["mvface's default model"], BASE_MODEL: ["baseline"]}.get(name, [])
     if model.flip_average:
         notes.append("flip-averaged (each face also run mirrored)")
     return "; ".join(notes)
