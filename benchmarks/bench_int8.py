@@ -1,10 +1,10 @@
-"""Would int8 weights make the default model fast enough? Static int8 vs float32 in ONNX Runtime.
+"""Would int8 weights make ``base``'s network fast enough? Static int8 vs float32 in ONNX Runtime.
 
-Issue #7 asks the default model (``mediapipe-68``) to be as fast as the 3DDFA-V2 network at one
-thread. Its face mesh network is the cost, so this measures the usual CPU lever: ONNX Runtime's
-static quantization (QDQ format, int8 weights per channel, uint8 activations calibrated on
-first-pass crops of 300-W faces that are not timed). Both engines run the model's own crop
-policy; reported:
+Issue #7 asks the default model (``mediapipe-68`` = ``base`` until session 8) to be as fast as
+the 3DDFA-V2 network at one thread. Its face mesh network is the cost, so this measures the usual
+CPU lever: ONNX Runtime's static quantization (QDQ format, int8 weights per channel, uint8
+activations calibrated on first-pass crops of 300-W faces that are not timed). Both engines run
+the model's own crop policy; reported:
 
 * how far the int8 engine's 68 points move from the float32 engine's on the timed faces
   (pixels, and percent of the face size sqrt(w·h) of the float32 points);

@@ -60,16 +60,9 @@ def crop_matrices(
 
 
 def invert_affine(m: np.ndarray) -> np.ndarray:
-    """Inverse of ``(N, 2, 3)`` affine matrices (closed form: it runs for every face)."""
-    a, b, c = m[:, 0, 0], m[:, 0, 1], m[:, 0, 2]
-    d, e, f = m[:, 1, 0], m[:, 1, 1], m[:, 1, 2]
-    det = a * e - b * d
-    out = np.empty(np.shape(m))
-    out[:, 0, 0], out[:, 0, 1] = e / det, -b / det
-    out[:, 1, 0], out[:, 1, 1] = -d / det, a / det
-    out[:, 0, 2] = -(out[:, 0, 0] * c + out[:, 0, 1] * f)
-    out[:, 1, 2] = -(out[:, 1, 0] * c + out[:, 1, 1] * f)
-    return out
+    """Inverse of ``(N, 2, 3)`` affine matrices."""
+    full = np.concatenate([m, np.tile([[[0.0, 0.0, 1.0]]], (len(m), 1, 1))], axis=1)
+    return np.linalg.inv(full)[:, :2, :]
 
 
 def apply_affine(m: np.ndarray, points: np.ndarray) -> np.ndarray:
