@@ -146,3 +146,19 @@ def test_cli_detect_on_samples(tmp_path: Path) -> None:
     data = json.loads((out / "detections.json").read_text())
     assert len(data["images"]) == 1 and len(data["images"][0]["faces"]) >= 1
     assert len(list((out / "overlays").glob("*.png"))) == 1
+
+
+def test_cli_detect_runs_the_default_model_when_none_is_named(tmp_path: Path) -> None:
+    from skimage import data
+
+    from mvface.models import DEFAULT_MODEL
+
+    photo = tmp_path / "astronaut.png"
+    cv2.imwrite(str(photo), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    out = tmp_path / "d"
+    result = CliRunner().invoke(app, ["detect", str(photo), "--out", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    detections = json.loads((out / "detections.json").read_text())
+    assert detections["model"] == DEFAULT_MODEL == "fast"
+    faces = detections["images"][0]["faces"]
+    assert len(faces) == 1 and np.asarray(faces[0]["landmarks"]).shape[0] == 68

@@ -2,10 +2,10 @@
 
 One entry (comma-separated in ``--models``) is one of::
 
-    FAMILY                  a registered model, default weights  default
+    FAMILY                  a registered model, default weights  base
     FAMILY:WEIGHTS          that family with a weights path      3ddfa-v2:../shared/models/3ddfa_v2
     FAMILY=WEIGHTS          the same, written with "="           3ddfa-v2=../shared/models/3ddfa_v2
-    LABEL=FAMILY            a model shown under another label    base=default
+    LABEL=FAMILY            a model shown under another label    mp=base
     LABEL=FAMILY:WEIGHTS    family, weights and the label shown  3ddfa-v2+=3ddfa-v2:runs/x/m.pt
 
 ``FAMILY`` is a name from :func:`mvface.models.list_models`. In ``A=B``, ``B`` (up to its first
