@@ -446,6 +446,24 @@ def test_fast_on_20_helen_faces() -> None:
     assert float(err.mean()) < 6.5, err
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("name", ["fast", "base"])
+def test_gpu_predict_matches_the_cpu(name: str) -> None:
+    """The network on a GPU, crops and mapping on the CPU: the same points (cuDNN's TF32
+    convolutions move them by a few hundredths of a pixel) and head pose."""
+    from skimage import data
+
+    image = data.astronaut()
+    box = np.array([[178.0, 86.0, 272.0, 175.0]])  # the tight 68-point box of its face
+    cpu = create_model(name).predict(image, box)
+    model = create_model(name)
+    model.net.to("cuda")
+    gpu = model.predict(image, box)
+    assert model.device.type == "cuda"
+    np.testing.assert_allclose(gpu.points, cpu.points, atol=0.25)
+    np.testing.assert_allclose(gpu.pose, cpu.pose, atol=1e-2)
+
+
 def test_mesh_pose_recovers_a_known_rotation() -> None:
     from mvface.geometry.rotations import euler_to_rotation
     from mvface.models.mediapipe_68 import mesh_pose

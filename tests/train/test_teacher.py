@@ -125,9 +125,21 @@ class TestConfig:
         assert "not trainable" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "accelerator",
+    [
+        "cpu",
+        pytest.param(
+            "gpu",
+            marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
+        ),
+    ],
+)
 def test_finetune_with_a_teacher_logs_the_term(
-    make_config: Callable[..., TrainConfig], tmp_path: Path
+    make_config: Callable[..., TrainConfig], tmp_path: Path, accelerator: str
 ) -> None:
+    """Also on a GPU: the teacher is no submodule, so Lightning does not move it there;
+    :meth:`LandmarkTrainingModule.teacher_points` follows the crops' device."""
     teacher_model = build_model(make_config().model)
     with torch.no_grad():  # not the student's own initial weights
         list(teacher_model.net.parameters())[-1].add_(0.1)
@@ -137,6 +149,7 @@ def test_finetune_with_a_teacher_logs_the_term(
         f"teacher.weights={teacher}",
         "teacher.options={input_size: 64, width: 0.25, head_channels: 8}",
         "train.steps=2",
+        f"train.accelerator={accelerator}",
     )
     assert run(cfg).steps == 2
     (metrics,) = (Path(cfg.train.out) / "logs").rglob("metrics.csv")
