@@ -21,6 +21,7 @@ from mvface.train.data import (
     StepSampler,
     SyntheticViews,
     augment_real_crops,
+    colour_jitter,
     step_rng,
 )
 from train.conftest import make_identity, write_synthetic
@@ -188,3 +189,36 @@ class TestStepSampler:
         state["step"] = 2  # read lazily: after Lightning restored a checkpoint
         assert list(it) == [5, 7, 9]
         assert len(sampler) == 5
+
+
+class TestColourJitter:
+    @staticmethod
+    def reference(patches: np.ndarray, strength: float, seed: int) -> np.ndarray:
+        """Brightness, contrast and saturation applied one after another, in float64."""
+        n = len(patches)
+        b, c, s = 1.0 + np.random.default_rng(seed).uniform(-strength, strength, (3, n))
+        f = patches.astype(np.float64) * b[:, None, None, None]
+        mean = f.mean(axis=(1, 2, 3), keepdims=True)
+        f = (f - mean) * c[:, None, None, None] + mean
+        grey = f @ np.array([[0.299], [0.587], [0.114]])
+        f = grey + (f - grey) * s[:, None, None, None]
+        return np.clip(np.rint(f), 0, 255).astype(np.uint8)
+
+    def test_equals_the_three_steps_to_rounding(self) -> None:
+        patches = np.random.default_rng(0).integers(0, 256, (6, 16, 16, 3), dtype=np.uint8)
+        out = colour_jitter(patches, 0.4, np.random.default_rng(7))
+        expected = self.reference(patches, 0.4, 7)
+        assert out.dtype == np.uint8 and out.shape == patches.shape
+        assert np.abs(out.astype(int) - expected).max() <= 1
+        assert (out != expected).mean() < 0.1  # rounding ties only
+        assert not np.array_equal(out, patches)
+
+    def test_a_flat_grey_crop_only_changes_brightness(self) -> None:
+        patches = np.full((3, 8, 8, 3), 100, np.uint8)
+        out = colour_jitter(patches, 0.3, np.random.default_rng(1))
+        b = 1.0 + np.random.default_rng(1).uniform(-0.3, 0.3, (3, 3))[0]
+        np.testing.assert_array_equal(out, np.rint(100 * b)[:, None, None, None] + 0 * out)
+
+    def test_zero_strength_is_the_identity(self) -> None:
+        patches = np.zeros((2, 4, 4, 3), np.uint8)
+        assert colour_jitter(patches, 0.0, np.random.default_rng(0)) is patches
