@@ -1,4 +1,4 @@
-"""Would int8 weights make ``base``'s network fast enough? Static int8 vs float32 in ONNX Runtime.
+"""Would int8 weights make a face mesh network faster? Static int8 vs float32 in ONNX Runtime.
 
 Issue #7 asks the default model (``mediapipe-68`` = ``base`` until session 8) to be as fast as
 the 3DDFA-V2 network at one thread. Its face mesh network is the cost, so this measures the usual
@@ -8,16 +8,16 @@ the model's own crop policy; reported:
 
 * how far the int8 engine's 68 points move from the float32 engine's on the timed faces
   (pixels, and percent of the face size sqrt(w·h) of the float32 points);
-* the network call alone (batch 1, one thread), both engines interleaved call by call after a
-  warm-up; the ratio int8 / float32 (< 1: int8 faster).
+* the network call alone (batch 1, and ``--batch`` crops; one thread), both engines interleaved
+  call by call after a warm-up; the ratio int8 / float32 (< 1: int8 faster).
 
 Whether int8 pays depends on the CPU: x86 cores with VNNI have fast int8 dot products, others
 (AVX2 only) emulate them. Needs ``onnxruntime`` and ``../shared/data/300w/helen_testset``.
 
 Usage::
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_int8.py
-    python benchmarks/bench_int8.py --faces 16 --calibration 48 --repeats 200
+    OMP_NUM_THREADS=1 python benchmarks/bench_int8.py                 # base (192 px, 2 passes)
+    python benchmarks/bench_int8.py --model fast --batch 8 --faces 16 --calibration 48
 """
 
 from __future__ import annotations
@@ -74,14 +74,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--faces", type=int, default=16, help="timed / compared faces")
     parser.add_argument("--calibration", type=int, default=48, help="calibration faces")
+    parser.add_argument("--model", default="base", help="a mediapipe-68 family model")
+    parser.add_argument("--batch", type=int, default=8, help="crops per batched network call")
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=20)
     args = parser.parse_args()
     torch.set_num_threads(1)
+    model = create_model(args.model)
+    if not isinstance(model, MediaPipe68):
+        parser.error(f"{args.model} is not a face mesh (mediapipe-68 family) model")
     root = default_shared_root() / "data" / "300w" / "helen_testset"
     faces = load_faces(root, args.faces + args.calibration)
-    model = create_model("mediapipe-68")
-    assert isinstance(model, MediaPipe68)
 
     def crop(i: int) -> torch.Tensor:
         return model.preprocess([faces.images[i]], faces.boxes[i][None], None)[0]
@@ -103,26 +106,33 @@ def main() -> None:
             )
             for name, engine in engines.items()
         }
-        x = crop(0)
-        times: dict[str, list[float]] = {name: [] for name in engines}
+        inputs = {
+            "batch 1": crop(0),
+            f"batch {args.batch}": torch.cat([crop(i % args.faces) for i in range(args.batch)]),
+        }
+        times: dict[tuple[str, str], list[float]] = {
+            (name, size): [] for name in engines for size in inputs
+        }
         for r in range(args.warmup + args.repeats):
-            for name, engine in engines.items():
+            for (name, size), samples in times.items():
                 start = time.perf_counter()
-                engine.net.forward_mesh(x)
+                engines[name].net.forward_mesh(inputs[size])
                 if r >= args.warmup:
-                    times[name].append(1000 * (time.perf_counter() - start))
+                    samples.append(1000 * (time.perf_counter() - start))
     moved = np.linalg.norm(points["int8"] - points["float32"], axis=-1)  # (faces, 68)
     size = np.sqrt(np.prod(np.ptp(points["float32"], axis=1), axis=1))
-    ms = {name: float(np.median(t)) for name, t in times.items()}
+    ms = {key: float(np.median(t)) for key, t in times.items()}
     print(describe_machine())
     print(
-        f"int8 vs float32 points on {args.faces} faces: mean {moved.mean():.2f} px, "
+        f"{args.model}: int8 vs float32 points on {args.faces} faces: mean {moved.mean():.2f} px, "
         f"max {moved.max():.2f} px, {100 * (moved.mean(1) / size).mean():.2f} % of the face size"
     )
-    print(
-        f"network, batch 1, 1 thread, median of {args.repeats}: float32 {ms['float32']:.2f} ms, "
-        f"int8 {ms['int8']:.2f} ms, ratio int8 / float32 {ms['int8'] / ms['float32']:.2f}"
-    )
+    for size in inputs:
+        fp, q = ms["float32", size], ms["int8", size]
+        print(
+            f"network, {size}, 1 thread, median of {args.repeats}: float32 {fp:.2f} ms, "
+            f"int8 {q:.2f} ms, ratio int8 / float32 {q / fp:.2f}"
+        )
 
 
 if __name__ == "__main__":
