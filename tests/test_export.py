@@ -1,3 +1,4 @@
+import warnings
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,35 @@ class TestOnnxReady:
             prelu.weight.uniform_(-0.5, 1.5)
         x = torch.randn(shape)
         assert torch.allclose(DecomposedPReLU(prelu)(x), prelu(x), atol=1e-6)
+
+    @pytest.mark.parametrize("high", [1.0, 1.5])
+    def test_decomposed_prelu_on_maps_with_slopes_up_to_one_or_above(self, high: float) -> None:
+        # slopes <= 1 take the relu((1 - a) x) form, any slope above 1 the relu(x) form
+        torch.manual_seed(1)
+        prelu = nn.PReLU(5)
+        with torch.no_grad():
+            prelu.weight.uniform_(-1.5, high)
+        x = torch.randn(3, 5, 6, 4)
+        assert torch.allclose(DecomposedPReLU(prelu)(x), prelu(x), atol=1e-6)
+
+    def test_slopes_up_to_one_put_the_relu_after_a_convolution(self, tmp_path: Path) -> None:
+        # ONNX Runtime fuses a Relu into the convolution before it, not into an Add
+        onnx = pytest.importorskip("onnx")
+        net = nn.Sequential(nn.Conv2d(3, 4, 1), nn.PReLU(4))
+        with torch.no_grad():
+            net[1].weight.copy_(torch.tensor([-0.5, 0.0, 0.25, 1.0]))
+        graph = torch.nn.Sequential(onnx_ready(net))
+        path = tmp_path / "prelu.onnx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(graph, (torch.zeros(1, 3, 4, 4),), str(path), dynamo=False)
+        nodes = onnx.load(str(path)).graph.node
+        producer = {out: node.op_type for node in nodes for out in node.output}
+        relus = [node for node in nodes if node.op_type == "Relu"]
+        assert len(relus) == 1 and producer[relus[0].input[0]] == "Conv"
+        # ... a convolution of its own: its output feeds nothing else, so the two can fuse
+        readers = [node for node in nodes if relus[0].input[0] in node.input]
+        assert readers == [relus[0]]
 
     def test_rewrite_leaves_the_original_and_keeps_the_function(self) -> None:
         torch.manual_seed(0)
