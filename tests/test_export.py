@@ -64,7 +64,7 @@ class TestOnnxReady:
 
     @pytest.mark.parametrize("high", [1.0, 1.5])
     def test_decomposed_prelu_on_maps_with_slopes_up_to_one_or_above(self, high: float) -> None:
-        # slopes <= 1 take the relu((1 - a) x) form, any slope above 1 the relu(x) form
+        # slopes <= 1 take the relu((1 - a) x) form, any slope above 1 the signed form
         torch.manual_seed(1)
         prelu = nn.PReLU(5)
         with torch.no_grad():
@@ -72,12 +72,17 @@ class TestOnnxReady:
         x = torch.randn(3, 5, 6, 4)
         assert torch.allclose(DecomposedPReLU(prelu)(x), prelu(x), atol=1e-6)
 
-    def test_slopes_up_to_one_put_the_relu_after_a_convolution(self, tmp_path: Path) -> None:
+    @pytest.mark.parametrize("slopes", [(-0.5, 0.0, 0.25, 1.0), (-0.5, 0.0, 1.5, 1.0)])
+    def test_the_relu_gets_a_convolution_of_its_own(
+        self, tmp_path: Path, slopes: tuple[float, ...]
+    ) -> None:
         # ONNX Runtime fuses a Relu into the convolution before it, not into an Add
         onnx = pytest.importorskip("onnx")
         net = nn.Sequential(nn.Conv2d(3, 4, 1), nn.PReLU(4))
         with torch.no_grad():
-            net[1].weight.copy_(torch.tensor([-0.5, 0.0, 0.25, 1.0]))
+            net[1].weight.copy_(torch.tensor(slopes))
+        x = torch.randn(2, 3, 5, 5)
+        assert torch.allclose(onnx_ready(net)(x), net(x), atol=1e-6)
         graph = torch.nn.Sequential(onnx_ready(net))
         path = tmp_path / "prelu.onnx"
         with warnings.catch_warnings():
