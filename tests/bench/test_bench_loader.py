@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from _benchmarks import load_benchmark
 from train.conftest import write_real, write_synthetic
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_loader.py"
-
-
-def _script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_loader", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_times_each_worker_count_and_appends_a_table(
@@ -32,7 +21,7 @@ def test_times_each_worker_count_and_appends_a_table(
     argv += ["--model", "mvnet", "--identities", "2", "--views", "3", "--real-per-step", "2"]
     argv += ["--workers", "1", "--steps", "3", "--markdown", str(table)]
     monkeypatch.setattr(sys, "argv", argv)
-    _script().main()
+    load_benchmark("bench_loader").main()
     out = capsys.readouterr().out
     assert " 0 workers:" in out and " 1 workers:" in out
     text = table.read_text()

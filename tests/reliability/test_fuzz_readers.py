@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
-BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "fuzz_readers.py"
-_spec = importlib.util.spec_from_file_location("fuzz_readers", BENCHMARK)
-assert _spec is not None and _spec.loader is not None
-fuzz_readers = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(fuzz_readers)
+from _benchmarks import load_benchmark
+
+fuzz_readers = load_benchmark("fuzz_readers")
 
 CASES_PER_TARGET = 60
 
