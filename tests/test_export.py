@@ -83,11 +83,10 @@ class TestOnnxReady:
             net[1].weight.copy_(torch.tensor(slopes))
         x = torch.randn(2, 3, 5, 5)
         assert torch.allclose(onnx_ready(net)(x), net(x), atol=1e-6)
-        graph = torch.nn.Sequential(onnx_ready(net))
         path = tmp_path / "prelu.onnx"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(graph, (torch.zeros(1, 3, 4, 4),), str(path), dynamo=False)
+            torch.onnx.export(onnx_ready(net), (torch.zeros(1, 3, 4, 4),), str(path), dynamo=False)
         nodes = onnx.load(str(path)).graph.node
         producer = {out: node.op_type for node in nodes for out in node.output}
         relus = [node for node in nodes if node.op_type == "Relu"]

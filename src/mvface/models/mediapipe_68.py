@@ -467,8 +467,8 @@ class MediaPipe68(TorchLandmarkModel):
         # in chunks, one network call per chunk: the per-call Python work is paid once per
         # chunk. With several torch threads, chunks run in parallel, one network thread each:
         # a small crop splits badly across intra-op threads. The calling thread takes the first
-        # share itself (warm caches, one thread fewer to start and wait for: +18 % faces/s for
-        # `fast` at 2 threads, more when other models run between calls; session 9).
+        # share itself: one thread fewer to start and wait for (`fast`, 16 faces, 2 threads,
+        # measured alone in session 9: about +10 % faces/s).
         count = len(images)
         workers = min(count, torch.get_num_threads())
         size = 1 if self.passes > 1 else -(-count // workers)
