@@ -478,11 +478,11 @@ class MediaPipe68(TorchLandmarkModel):
             return [self.predict_mesh(images[chunk], crop_boxes[chunk]) for chunk in share]
 
         if workers > 1:
-            shares = [chunks[i::workers] for i in range(workers)]  # chunk j: share j % workers
-            with single_torch_thread(), ThreadPoolExecutor(workers - 1) as pool:
+            per_share = -(-len(chunks) // workers)  # consecutive chunks, at most one share each
+            shares = [chunks[i : i + per_share] for i in range(0, len(chunks), per_share)]
+            with single_torch_thread(), ThreadPoolExecutor(len(shares) - 1) as pool:
                 others = [pool.submit(run, share) for share in shares[1:]]
-                done = [run(shares[0]), *(future.result() for future in others)]
-            results = [done[j % workers][j // workers] for j in range(len(chunks))]
+                results = [*run(shares[0]), *(r for future in others for r in future.result())]
         else:
             results = run(chunks)
         points, meshes, face_score = (np.concatenate(r) for r in zip(*results, strict=True))

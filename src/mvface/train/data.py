@@ -113,8 +113,9 @@ class RealAugment:
         )
 
 
-#: Luma weights of R, G, B (ITU-R BT.601): the grey that saturation moves towards.
-_LUMA = np.array([0.299, 0.587, 0.114])
+#: Luma weights of R, G, B (ITU-R BT.601): the grey that saturation moves towards, as the
+#: colour map that turns every channel into that grey.
+_TO_GREY = np.tile([0.299, 0.587, 0.114], (3, 1))
 
 
 def colour_jitter(patches: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
@@ -141,7 +142,7 @@ def colour_jitter(patches: np.ndarray, strength: float, rng: np.random.Generator
     means = patches.reshape(n, -1).mean(axis=1)
     out = np.empty_like(patches)
     for i in range(n):
-        mix = saturation[i] * np.eye(3) + (1.0 - saturation[i]) * np.tile(_LUMA, (3, 1))
+        mix = saturation[i] * np.eye(3) + (1.0 - saturation[i]) * _TO_GREY
         offset = (1.0 - contrast[i]) * brightness[i] * means[i]
         matrix = np.column_stack([contrast[i] * brightness[i] * mix, np.full(3, offset)])
         out[i] = cv2.transform(patches[i], matrix)
