@@ -12,9 +12,9 @@ from mvface.api import FaceLandmarker
 from mvface.cli.main import app
 from mvface.data.readers.coco_keypoints import read_coco_face68
 from mvface.detect import DetectConfig, collect_inputs, run_detect, smooth_faces
+from mvface.detection import Detections, FaceDetector
 from mvface.models import LandmarkModel, Landmarks, ModelConfig
 from mvface.models.boxes import IDENTITY
-from mvface.models.face_detectors import Detections, FaceDetector
 
 
 class _OneFace(FaceDetector):

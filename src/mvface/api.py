@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mvface.detection import FaceDetector, create_face_detector, list_face_detectors
 from mvface.errors import NotAvailableError
 from mvface.models import DEFAULT_MODEL, LandmarkModel, Landmarks, create_model
-from mvface.models.face_detectors import FaceDetector, create_face_detector, list_face_detectors
 
 #: Face detectors tried, in order, when the detector is ``"auto"``.
 AUTO_DETECTORS: tuple[str, ...] = ("blazeface", "dlib-hog")

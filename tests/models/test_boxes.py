@@ -52,23 +52,3 @@ class TestBoxIou:
         a = np.array([[0.0, 0.0, 2.0, 2.0]])
         b = np.array([[1.0, 1.0, 3.0, 3.0], [0.0, 0.0, 2.0, 2.0], [5.0, 5.0, 6.0, 6.0]])
         np.testing.assert_allclose(box_iou(a, b), [[1 / 7, 1.0, 0.0]])
-
-
-def test_combined_detector_merges_overlaps() -> None:
-    from mvface.models.face_detectors import CombinedDetector, Detections, FaceDetector
-
-    class Fixed(FaceDetector):
-        to_canonical = BoxTransform()
-
-        def __init__(self, boxes: list[list[float]], scores: list[float]) -> None:
-            self.name = "fixed"
-            self.out = Detections(np.array(boxes, float), np.array(scores, float))
-
-        def detect_raw(self, image: np.ndarray) -> Detections:
-            return self.out
-
-    a = Fixed([[0, 0, 10, 10], [50, 50, 60, 60]], [0.9, 0.6])
-    b = Fixed([[1, 1, 11, 11], [100, 100, 120, 120]], [0.8, 0.7])
-    found = CombinedDetector([a, b]).detect(np.zeros((4, 4, 3), np.uint8))
-    np.testing.assert_allclose(found.scores, [0.9, 0.7, 0.6])  # the 0.8 duplicate is dropped
-    np.testing.assert_allclose(found.boxes[1], [100, 100, 120, 120])

@@ -5,9 +5,9 @@ from _shared import SHARED, requires_shared
 from mvface.data.image import load_image
 from mvface.data.readers.pts import read_pts
 from mvface.data.record import landmark_box
+from mvface.detection import create_face_detector, match_detection
 from mvface.eval.metrics import interocular_normalizer, nme
 from mvface.models import create_model
-from mvface.models.face_detectors import create_face_detector, match_detection
 
 pytest.importorskip("dlib")
 

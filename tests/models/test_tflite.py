@@ -259,9 +259,9 @@ class TestReadTflite:
 class TestMediaPipeFiles:
     def _find(self, variant: str) -> Path:
         pytest.importorskip("tflite")
-        from mvface.models.blazeface import find_blazeface_tflite
+        from _tools import load_tool
 
-        path = find_blazeface_tflite(variant)
+        path = load_tool("convert_blazeface").find_blazeface_tflite(variant)
         if path is None:
             pytest.skip(f"MediaPipe face detection {variant} .tflite not found")
         return path

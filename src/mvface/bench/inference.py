@@ -579,7 +579,7 @@ def time_detectors(
     Returns:
         The rows, and name -> reason for detectors that could not be created.
     """
-    from mvface.models.face_detectors import create_face_detector
+    from mvface.detection import create_face_detector
 
     set_threads(threads)
     detectors, left_out = {}, {}

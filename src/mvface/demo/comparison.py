@@ -23,8 +23,8 @@ from mvface._io import atomic_write_bytes, atomic_write_text
 from mvface.api import create_auto_detector
 from mvface.demo.items import DemoItem, predict_item, read_items, round_list
 from mvface.demo.models import ModelSpec, load_models, parse_model_specs
+from mvface.detection import FaceDetector
 from mvface.errors import BadInputError
-from mvface.models.face_detectors import FaceDetector
 from mvface.viz.compare import CompareRow, comparison_figure
 
 #: Figure file types written.

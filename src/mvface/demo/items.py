@@ -24,9 +24,9 @@ import torch
 from mvface.data.image import load_image
 from mvface.data.readers import read_dataset
 from mvface.data.record import FaceSample, landmark_box
+from mvface.detection import FaceDetector
 from mvface.errors import BadInputError, NotAvailableError
 from mvface.models import LandmarkModel
-from mvface.models.face_detectors import FaceDetector
 from mvface.viz.compare import nme_percent
 
 #: Name under which the packaged photo appears.

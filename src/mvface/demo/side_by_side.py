@@ -39,8 +39,8 @@ from mvface.demo.items import (
     round_list,
 )
 from mvface.demo.models import ModelSpec, load_models, parse_model_specs
+from mvface.detection import FaceDetector
 from mvface.errors import BadInputError
-from mvface.models.face_detectors import FaceDetector
 from mvface.viz.compare import blank_cell, draw_cell, face_square, tile_cells
 
 #: Models of the demo: the base model and the "+" model fine-tuned with the plug-in.

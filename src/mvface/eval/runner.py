@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from mvface.data.image import load_image
 from mvface.data.readers import read_dataset
 from mvface.data.record import FaceSample, landmark_box
+from mvface.detection import FaceDetector, create_face_detector, match_detection
 from mvface.errors import BadInputError
 from mvface.eval.protocols import (
     ProtocolResult,
@@ -29,7 +30,6 @@ from mvface.eval.protocols import (
 )
 from mvface.eval.report import EvalReport
 from mvface.models import LandmarkModel, create_model
-from mvface.models.face_detectors import FaceDetector, create_face_detector, match_detection
 
 #: Datasets ``mvface eval`` knows: name -> (reader, protocol).
 DATASETS: dict[str, tuple[str, str]] = {

@@ -1,4 +1,4 @@
-"""Tests of the PyTorch port of MediaPipe's BlazeFace detectors (``mvface.models.blazeface``).
+"""Tests of the PyTorch port of MediaPipe's BlazeFace detectors (``mvface.detection.blazeface*``).
 
 Parity of the raw network outputs is checked against the TFLite interpreter (``ai-edge-litert``):
 
@@ -13,7 +13,7 @@ Regenerate the fixture (numpy + ai-edge-litert in the interpreter's Python)::
     MVFACE_LITERT_PYTHON=/work/mpref-venv/bin/python \\
     MVFACE_BLAZEFACE_SHORT_TFLITE=.../face_detection/face_detection_short_range.tflite \\
     MVFACE_BLAZEFACE_FULL_TFLITE=.../face_detection/face_detection_full_range_sparse.tflite \\
-    python tests/models/test_blazeface.py --regenerate-fixture
+    python tests/detection/test_blazeface.py --regenerate-fixture
 """
 
 from __future__ import annotations
@@ -28,28 +28,31 @@ import torch
 
 from _litert import LITERT_PYTHON_ENV, litert_python, run_litert_script
 from _shared import SHARED
-from mvface.models.blazeface import (
-    BLAZEFACE_CONFIGS,
+from _tools import load_tool
+from mvface.detection import create_face_detector, list_face_detectors
+from mvface.detection.blazeface import (
     CANONICAL_TRANSFORMS,
-    DEFAULT_WEIGHTS_PATHS,
+    BlazeFaceDetections,
+    BlazeFaceDetector,
+)
+from mvface.detection.blazeface_decode import (
+    BLAZEFACE_CONFIGS,
     FULL_RANGE_CONFIG,
     KEYPOINT_NAMES,
     SHORT_RANGE_CONFIG,
-    BlazeFaceDetections,
-    BlazeFaceDetector,
-    BlazeFaceNet,
     Letterbox,
-    convert_tflite,
     decode_regressors,
     encode_regressors,
-    find_blazeface_tflite,
     letterbox,
-    load_blazeface,
     non_max_suppression,
     scores_from_logits,
     ssd_anchors,
 )
-from mvface.models.face_detectors import create_face_detector, list_face_detectors
+from mvface.detection.blazeface_net import DEFAULT_WEIGHTS_PATHS, BlazeFaceNet, load_blazeface
+
+_convert_blazeface = load_tool("convert_blazeface")
+convert_tflite = _convert_blazeface.convert_tflite
+find_blazeface_tflite = _convert_blazeface.find_blazeface_tflite
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "blazeface_parity.npz"
 SAMPLES = SHARED / "data" / "samples"
