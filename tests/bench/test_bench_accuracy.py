@@ -18,7 +18,7 @@ def test_no_data_is_a_clear_error(tmp_path: Path) -> None:
 def test_small_run_writes_reports_plots_and_a_table(tmp_path: Path) -> None:
     pytest.importorskip("dlib")
     cfg = AccuracyConfig(
-        models=[ModelSpec("dlib-68"), ModelSpec("mvnet")],
+        models=[ModelSpec.named("dlib"), ModelSpec.named("mvnet")],
         shared=SHARED,
         out=tmp_path / "acc",
         limit=4,

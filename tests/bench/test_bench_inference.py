@@ -45,13 +45,14 @@ def test_time_interleaved_calls_round_robin() -> None:
 
 
 def test_model_spec_parses_weights_and_aliases() -> None:
-    assert ModelSpec.parse("dlib-68") == ModelSpec("dlib")
-    assert ModelSpec.parse("3ddfa-v2=/w") == ModelSpec("3ddfa-v2", "/w")
+    with pytest.warns(FutureWarning, match="'dlib-68' is deprecated"):
+        assert ModelSpec.parse("dlib-68") == ModelSpec.named("dlib")
+    assert ModelSpec.parse("3ddfa-v2:/w") == ModelSpec.named("3ddfa-v2", "/w")
 
 
 def test_resolve_models_measures_a_network_once(tmp_path: Path) -> None:
     models, left_out = resolve_models(
-        [ModelSpec("mvnet"), ModelSpec("mvnet"), ModelSpec("nope")], tmp_path
+        [ModelSpec.named("mvnet"), ModelSpec.named("mvnet"), ModelSpec.named("nope")], tmp_path
     )
     assert list(models) == ["mvnet"]
     assert "not available" in left_out["nope"]
@@ -84,7 +85,7 @@ def test_exports_have_a_dynamic_batch(tmp_path: Path, batch: int) -> None:
 def test_small_run_gives_a_table_per_engine(tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime")
     cfg = InferenceConfig(
-        models=[ModelSpec("mvnet")],
+        models=[ModelSpec.named("mvnet")],
         threads=(1,),
         repeats=5,
         warmup=1,

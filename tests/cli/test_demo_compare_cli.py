@@ -12,7 +12,7 @@ from mvface.data.readers.pts import write_pts
 runner = CliRunner()
 
 #: A "+" model whose weights are certainly absent.
-MISSING_PLUS = "base+=base+:/nonexistent/default_plus.safetensors"
+MISSING_PLUS = "base+=base+:/nonexistent/base_plus.safetensors"
 
 
 def face_points(cx: float = 80.0, cy: float = 75.0, s: float = 45.0) -> np.ndarray:
@@ -89,19 +89,19 @@ def test_compare_draws_figure(pts_folder: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("models", "output", "message"),
+    ("models", "output", "message", "code"),
     [
-        ("nope", "fig.png", "not a registered model"),
-        ("base", "fig.txt", ".png or .jpg"),
-        ("base,x=base", "fig.png", ""),
+        ("nope", "fig.png", "not a registered model", 2),  # usage error
+        ("base", "fig.txt", ".png or .jpg", 1),
+        ("base,x=base", "fig.png", "", 1),
     ],
 )
 def test_compare_bad_input_is_one_line(
-    pts_folder: Path, tmp_path: Path, models: str, output: str, message: str
+    pts_folder: Path, tmp_path: Path, models: str, output: str, message: str, code: int
 ) -> None:
     args = ["compare", "--input", str(pts_folder), "--output", str(tmp_path / output)]
     result = runner.invoke(app, [*args, "--models", models, "--names", "missing", "-q"])
-    assert result.exit_code == 1
+    assert result.exit_code == code
     assert "Traceback" not in result.output
     assert message in result.output
     if not message:  # valid models, but no sample named "missing": nothing to draw

@@ -22,7 +22,7 @@ from mvface.errors import BadInputError, NotAvailableError
 from mvface.viz.compare import nme_percent
 
 #: A "+" model whose weights are certainly absent (skipped with its reason).
-MISSING_PLUS = "base+=base+:/nonexistent/default_plus.safetensors"
+MISSING_PLUS = "base+=base+:/nonexistent/base_plus.safetensors"
 
 
 def face_points(cx: float = 80.0, cy: float = 75.0, s: float = 45.0) -> np.ndarray:

@@ -99,7 +99,7 @@ class TestFlipAverage:
         )
 
 
-def test_default_plus_averages_flips() -> None:
+def test_base_plus_averages_flips() -> None:
     assert create_model("base+").flip_average is True  # the weights ship with mvface
     assert create_model("base+", flip_average=False).flip_average is False
     assert create_model("base").flip_average is False

@@ -38,7 +38,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -51,7 +51,14 @@ from mvface.bench.machine import MachineInfo, load_average, machine_info
 from mvface.bench.report import fmt, markdown_table, ratio, run_heading
 from mvface.errors import BadInputError, NotAvailableError
 from mvface.export import export_onnx
-from mvface.models import DEFAULT_MODEL, LandmarkModel, create_model, list_models
+from mvface.models import (
+    DEFAULT_MODEL,
+    LandmarkModel,
+    ModelSpec,
+    create_model,
+    list_models,
+    resolve_model_name,
+)
 from mvface.models.mediapipe_mesh import denormal_mode_restored
 from mvface.models.trainable import TorchLandmarkModel
 
@@ -59,7 +66,6 @@ __all__ = [
     "BASE_MODEL",
     "DEFAULT_MODEL",
     "EXPORTED_METHODS",
-    "MODEL_ALIASES",
     "PEERS",
     "DetectorRow",
     "FaceSet",
@@ -92,9 +98,6 @@ PEERS = {
     "dlib": "dlib's 68-point shape predictor (Kazemi & Sullivan 2014)",
 }
 
-#: Other names accepted for registered models.
-MODEL_ALIASES = {"dlib-68": "dlib"}
-
 #: The network method each family's ``predict`` calls (exported for ONNX Runtime), its output
 #: names, and the submodules that stay in torch (small, outside the exported method).
 EXPORTED_METHODS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
@@ -124,21 +127,6 @@ def default_shared_root() -> Path:
 # ------------------------------------------------------------------------ models
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """A model to benchmark: registry ``name`` and optional ``weights`` (file or folder)."""
-
-    name: str
-    weights: str | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> ModelSpec:
-        """``"NAME"`` or ``"NAME=WEIGHTS"``; aliases (``dlib-68``) become registry names."""
-        name, _, weights = text.partition("=")
-        name = MODEL_ALIASES.get(name.strip(), name.strip())
-        return cls(name, weights.strip() or None)
-
-
 def default_weights(name: str, shared: Path) -> str | None:
     """Weights a model needs and the shared folder provides (``3ddfa-v2``), else ``None``."""
     if name == "3ddfa-v2" and not os.environ.get("MVFACE_3DDFA_V2_DIR"):
@@ -149,7 +137,7 @@ def default_weights(name: str, shared: Path) -> str | None:
 
 def _create(spec: ModelSpec) -> LandmarkModel:
     if spec.name == "mvnet" and spec.weights is None:
-        return create_model("mvnet", seed=0)  # random init: speed only
+        return create_model("mvnet", seed=0, allow_untrained=True)  # random init: speed only
     return create_model(spec.name, weights=spec.weights)
 
 
@@ -191,25 +179,29 @@ def resolve_models(
     if specs is None:
         names = list_models()
         order = [DEFAULT_MODEL, BASE_MODEL, *PEERS, *names]
-        specs = [ModelSpec(n) for n in dict.fromkeys(order) if n in names]
+        specs = [ModelSpec.named(n) for n in dict.fromkeys(order) if n in names]
     models: dict[str, LandmarkModel] = {}
     left_out: dict[str, str] = {}
     seen: dict[Any, str] = {}
     for spec in specs:
-        name = MODEL_ALIASES.get(spec.name, spec.name)
-        spec = ModelSpec(name, spec.weights or default_weights(name, shared))
         try:
+            name = resolve_model_name(spec.name)  # an old name warns and becomes the current one
+            # a spec labelled by its (possibly old) name is shown under the current name
+            label = name if spec.label == spec.name else spec.label
+            spec = replace(
+                spec, label=label, name=name, weights=spec.weights or default_weights(name, shared)
+            )
             model = _create(spec)
         except (NotAvailableError, BadInputError, ValueError) as exc:
-            left_out[spec.name] = f"not available: {exc}"
+            left_out[spec.label] = f"not available: {exc}"
             continue
         k = key(model)
         if k in seen:
             what = "weights" if key is weights_key else "network"
-            left_out[spec.name] = f"same {what} as {seen[k]}, not measured twice"
+            left_out[spec.label] = f"same {what} as {seen[k]}, not measured twice"
             continue
-        seen[k] = spec.name
-        models[spec.name] = model
+        seen[k] = spec.label
+        models[spec.label] = model
     return models, left_out
 
 

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from mvface.cli._common import console, handle_errors
+from mvface.cli._model_option import check_model_specs
 
 app = typer.Typer(
     help="Benchmarks against peers measured in the same run (tables go to BENCHMARKS.md).",
@@ -31,7 +32,8 @@ ModelsOption = Annotated[
     list[str] | None,
     typer.Option(
         "--model",
-        help="NAME or NAME=WEIGHTS (repeat); default: every registered model ('dlib-68' = dlib).",
+        help="NAME[:WEIGHTS] or LABEL=NAME[:WEIGHTS] (repeat); default: every registered model.",
+        callback=check_model_specs,
     ),
 ]
 PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
@@ -84,16 +86,16 @@ def inference_command(
     """ms/face and batched faces/s of every model, PyTorch eager vs ONNX Runtime, with peers."""
     from mvface.bench.inference import (
         InferenceConfig,
-        ModelSpec,
         inference_markdown,
         print_summary,
         run_inference_bench,
     )
     from mvface.bench.report import append_markdown
+    from mvface.models.spec import parse_model_specs
 
     defaults = InferenceConfig()
     cfg = InferenceConfig(
-        models=[ModelSpec.parse(m) for m in model] if model else None,
+        models=parse_model_specs(model) if model else None,
         threads=tuple(threads) if threads else defaults.threads,
         engines=tuple(engine) if engine else defaults.engines,
         repeats=repeats,

@@ -9,13 +9,16 @@ import typer
 from rich.table import Table
 
 from mvface.cli._common import console, exit_on_problems, handle_errors
-from mvface.cli.demo_cmd import MODELS_HELP, print_skipped, run_with_progress
+from mvface.cli._model_option import MODELS_HELP, check_model_spec_list
+from mvface.cli.demo_cmd import print_skipped, run_with_progress
 from mvface.demo import CompareConfig, run_compare
 
 
 @handle_errors
 def compare_command(
-    models: Annotated[str, typer.Option(help=MODELS_HELP)],
+    models: Annotated[
+        str, typer.Option("--models", "--model", help=MODELS_HELP, callback=check_model_spec_list)
+    ],
     input_dir: Annotated[
         Path, typer.Option("--input", help="Folder of images (or the --gt-format root).")
     ],

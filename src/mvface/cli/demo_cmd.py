@@ -11,14 +11,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from mvface.cli._common import console, exit_on_problems, handle_errors
+from mvface.cli._model_option import MODELS_HELP, check_model_spec_list
 from mvface.demo import DEMO_MODELS, DemoConfig, run_demo
 from mvface.demo.models import ModelSpec
 
 R = TypeVar("R")
-
-MODELS_HELP = (
-    "Comma-separated entries: FAMILY, FAMILY:WEIGHTS, FAMILY=WEIGHTS, LABEL=FAMILY[:WEIGHTS]."
-)
 
 
 def run_with_progress(run: Callable[..., R], cfg: Any, quiet: bool) -> R:
@@ -51,7 +48,9 @@ def demo_command(
         typer.Option("--input", help="Folder of images (default: skimage's astronaut + views)."),
     ] = None,
     output: Annotated[Path, typer.Option(help="Output folder.")] = Path("out/demo"),
-    models: Annotated[str, typer.Option(help=MODELS_HELP)] = ",".join(DEMO_MODELS),
+    models: Annotated[
+        str, typer.Option("--models", "--model", help=MODELS_HELP, callback=check_model_spec_list)
+    ] = ",".join(DEMO_MODELS),
     gt_format: Annotated[
         str | None,
         typer.Option("--gt-format", "--gt", help="Reader giving ground truth (pts, aflw2000-3d)."),

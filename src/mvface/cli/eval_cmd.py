@@ -11,6 +11,7 @@ from rich.console import Console
 
 from mvface._io import atomic_write_text
 from mvface.cli._common import console, exit_on_problems, handle_errors
+from mvface.cli._model_option import MODEL_HELP, check_model_spec, model_spec
 from mvface.eval.report import format_table, write_report
 from mvface.eval.runner import DATASETS, EvalConfig, evaluate
 
@@ -19,7 +20,7 @@ from mvface.eval.runner import DATASETS, EvalConfig, evaluate
 def eval_command(
     dataset: Annotated[str, typer.Option(help=f"Benchmark format: {', '.join(DATASETS)}.")],
     root: Annotated[Path, typer.Option(help="Dataset folder.")],
-    model: Annotated[str, typer.Option(help="Registered model name (mvface.list_models()).")],
+    model: Annotated[str, typer.Option(help=MODEL_HELP, callback=check_model_spec)],
     out: Annotated[Path, typer.Option(help="Folder for metrics.json, per_image.csv, ced.png.")],
     weights: Annotated[str | None, typer.Option(help="Weights file or folder.")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N faces.")] = None,
@@ -36,11 +37,12 @@ def eval_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Evaluate a landmark model on a benchmark and write a report folder."""
+    spec = model_spec(model, weights)
     cfg = EvalConfig(
         dataset=dataset,
         root=root,
-        model=model,
-        weights=weights,
+        model=spec.name,
+        weights=spec.weights,
         limit=limit,
         crop=crop,  # type: ignore[arg-type]  # validated by EvalConfig
         detector=detector,
@@ -61,7 +63,7 @@ def eval_command(
 @handle_errors
 def eval_synthetic_command(
     root: Annotated[Path, typer.Option(help="A 'mvface synth' set of held-out identities.")],
-    model: Annotated[str, typer.Option(help="Registered model name (mvface.list_models()).")],
+    model: Annotated[str, typer.Option(help=MODEL_HELP, callback=check_model_spec)],
     out: Annotated[Path, typer.Option(help="Folder for metrics.json.")],
     weights: Annotated[str | None, typer.Option(help="Weights file or folder.")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N identities.")] = None,
@@ -72,15 +74,20 @@ def eval_synthetic_command(
     from mvface.eval.synthetic import evaluate_synthetic
     from mvface.models import create_model
 
+    spec = model_spec(model, weights)
     result = evaluate_synthetic(
-        create_model(model, weights=weights), root, limit=limit, views=views, progress=not quiet
+        create_model(spec.name, weights=spec.weights),
+        root,
+        limit=limit,
+        views=views,
+        progress=not quiet,
     )
     out.mkdir(parents=True, exist_ok=True)
-    summary = {"model": model, "weights": weights, "root": str(root), **result.to_dict()}
+    summary = {"model": spec.name, "weights": spec.weights, "root": str(root), **result.to_dict()}
     atomic_write_text(out / "metrics.json", json.dumps(summary, indent=2) + "\n")
     bins = ", ".join(f"{name} {value:.2f}" for name, value in result.nme_bins.items())
     console.print(
-        f"{model}: consistency {result.consistency:.3f} (x100), NME {bins} (mean "
+        f"{spec.label}: consistency {result.consistency:.3f} (x100), NME {bins} (mean "
         f"{result.nme_mean:.2f}) on {len(result.identities)} identities x {result.views} views; "
         f"report in {out}",
         highlight=False,

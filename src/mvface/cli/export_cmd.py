@@ -7,9 +7,11 @@ from typing import Annotated
 
 import typer
 
-from mvface.cli._common import console, handle_errors
+from mvface.cli._common import EXIT_USAGE, console, fail, handle_errors
+from mvface.cli._model_option import MODEL_HELP, check_model_spec, model_spec
 from mvface.export import export_onnx, onnx_parity
 from mvface.models import create_model
+from mvface.models.trainable import TorchLandmarkModel
 
 app = typer.Typer(help="Export a model (ONNX).", no_args_is_help=True)
 
@@ -17,13 +19,20 @@ app = typer.Typer(help="Export a model (ONNX).", no_args_is_help=True)
 @app.command("onnx")
 @handle_errors
 def onnx_command(
-    model: Annotated[str, typer.Option(help="Registered model name.")],
+    model: Annotated[str, typer.Option(help=MODEL_HELP, callback=check_model_spec)],
     out: Annotated[Path, typer.Option(help="Output .onnx file.")],
     weights: Annotated[str | None, typer.Option(help="Weights file or folder.")] = None,
     opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
 ) -> None:
     """Export the network (crops → 68 points) with a dynamic batch and check it."""
-    landmark_model = create_model(model, weights=weights)
+    spec = model_spec(model, weights)
+    landmark_model = create_model(spec.name, weights=spec.weights)
+    if not isinstance(landmark_model, TorchLandmarkModel):  # as train and finetune: usage
+        raise fail(
+            f"model {spec.name!r} cannot be exported: it has no PyTorch network (only trainable "
+            "families, mvface.models.trainable.TorchLandmarkModel, can be)",
+            EXIT_USAGE,
+        )
     path = export_onnx(landmark_model, out, opset=opset)
     diff = onnx_parity(landmark_model, path)
     console.print(f"wrote {path}; ONNX Runtime vs PyTorch: max abs diff {diff:.2e} crop px")

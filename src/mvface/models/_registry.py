@@ -2,39 +2,58 @@
 
 from __future__ import annotations
 
-import fnmatch
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from mvface._registry import Registry
 from mvface.models.base import LandmarkModel
 
 ModelFactory = Callable[..., LandmarkModel]
 
-_MODELS: dict[str, ModelFactory] = {}
+_MODELS: Registry[ModelFactory] = Registry("model")
+
+#: Names models had before: still accepted, with a FutureWarning naming the current one.
+RENAMED_MODELS: dict[str, str] = {"default": "base", "default+": "base+", "dlib-68": "dlib"}
 
 
 def register_model(name: str) -> Callable[[ModelFactory], ModelFactory]:
     """Decorator: register ``fn(weights=None, **cfg) -> LandmarkModel`` as ``name``."""
+    return _MODELS.register(name)
 
-    def deco(fn: ModelFactory) -> ModelFactory:
-        if name in _MODELS:
-            raise ValueError(f"model {name!r} registered twice")
-        _MODELS[name] = fn
-        return fn
 
-    return deco
+def register_model_deprecations(renamed: Mapping[str, str]) -> None:
+    """Accept each ``old -> current`` model name, warning (FutureWarning) when it is used."""
+    _MODELS.register_deprecations(renamed)
+
+
+register_model_deprecations(RENAMED_MODELS)
 
 
 def list_models(pattern: str = "*") -> list[str]:
-    """Registered model names matching a shell-style ``pattern``, sorted."""
-    return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))
+    """Registered model names matching a shell-style ``pattern``, sorted (current names only)."""
+    return _MODELS.list(pattern)
+
+
+def is_model_name(name: str) -> bool:
+    """Whether ``name`` is a registered model name or an old name of one (no warning)."""
+    return _MODELS.knows(name)
+
+
+def resolve_model_name(name: str) -> str:
+    """The current name of model ``name`` (an old name warns once with a FutureWarning).
+
+    Raises:
+        ValueError: unknown name (lists the available ones).
+    """
+    return _MODELS.resolve(name)
 
 
 def create_model(name: str, weights: str | None = None, **cfg: Any) -> LandmarkModel:
     """Build the model registered as ``name``.
 
     Args:
-        name: a name from :func:`list_models`.
+        name: a name from :func:`list_models` (an old name in :data:`RENAMED_MODELS` works,
+            with a FutureWarning).
         weights: a weights file or folder, for families that load external weights.
         **cfg: family-specific options (see the family's factory); ``flip_average`` (bool)
             works for every family (:attr:`LandmarkModel.flip_average`).
@@ -43,10 +62,9 @@ def create_model(name: str, weights: str | None = None, **cfg: Any) -> LandmarkM
         ValueError: unknown name.
         mvface.errors.NotAvailableError: the family needs a package or file that is absent.
     """
-    if name not in _MODELS:
-        raise ValueError(f"unknown model {name!r}; available: {', '.join(list_models())}")
+    factory = _MODELS.get(name)
     flip_average = cfg.pop("flip_average", None)
-    model = _MODELS[name](weights=weights, **cfg)
+    model = factory(weights=weights, **cfg)
     if flip_average is not None:
         model.flip_average = bool(flip_average)
     return model

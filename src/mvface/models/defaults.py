@@ -30,7 +30,7 @@ from mvface.models.mediapipe_68 import MediaPipe68, mediapipe_68
 DEFAULT_MODEL = "fast"
 
 #: Weights of ``base+`` (face mesh + head, float32), written by ``mvface finetune``.
-BASE_PLUS_PATH = Path(__file__).resolve().parent / "weights" / "default_plus.safetensors"
+BASE_PLUS_PATH = Path(__file__).resolve().parent / "weights" / "base_plus.safetensors"
 
 
 def _renamed(model: MediaPipe68, name: str) -> MediaPipe68:
