@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -40,7 +39,7 @@ from mvface.synth.pipeline import (
 )
 from mvface.synth.preview import write_preview
 from mvface.synth.rig import camera_yaw_pitch, grid_rig, rig_labels
-from mvface.synth.writer import LOCK_FILE, OutputLockedError
+from mvface.synth.writer import LOCK_FILE, PARTIAL_MARKER, OutputLockedError, output_lock
 
 SAMPLES = SHARED / "data" / "samples"
 
@@ -250,17 +249,15 @@ def test_resume_does_nothing_new_and_a_held_lock_refuses(
 ) -> None:
     out, cfg = dataset
     before = (out / "einstein" / "meta.json").stat().st_mtime_ns
-    (out / ".tmp-einstein-stale").mkdir()  # what a killed job leaves
+    stale = out / ".mvface-tmp-einstein-abcd1234"  # what a killed job leaves
+    stale.mkdir()
+    (stale / PARTIAL_MARKER).touch()
     summary = run_synth(cfg)
     assert summary.done == [] and sorted(summary.resumed) == ["einstein", "takeo"]
     assert (out / "einstein" / "meta.json").stat().st_mtime_ns == before
-    assert not (out / ".tmp-einstein-stale").exists()
-    (out / LOCK_FILE).write_text(str(os.getppid()))  # a live process holds the folder
-    try:
-        with pytest.raises(OutputLockedError):
-            run_synth(cfg)
-    finally:
-        (out / LOCK_FILE).unlink()
+    assert not stale.exists()
+    with output_lock(out), pytest.raises(OutputLockedError):  # another job holds the folder
+        run_synth(cfg)
 
 
 @requires_shared("data/samples/einstein.jpg")
@@ -355,7 +352,7 @@ def test_killed_job_resumes(dataset: tuple[Path, SynthConfig], tmp_path: Path) -
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
     assert (out / LOCK_FILE).exists()  # the killed job's lock is left behind
     finished = [f.name for f in list_identities(out)]
-    assert len(finished) == 1 and not list(out.glob(".tmp-*"))
+    assert len(finished) == 1 and not list(out.glob(".mvface-tmp-*"))
     summary = run_synth(SynthConfig(source=cfg.source, out=out, views=8, size=64, crop_size=256))
     assert summary.resumed == finished and len(summary.done) == 1
     assert len(list_identities(out)) == 2 and not (out / LOCK_FILE).exists()

@@ -13,6 +13,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from mvface.cli._common import EXIT_USAGE, console, exit_on_problems, fail, handle_errors
+from mvface.data.readers import list_readers
+from mvface.synth.backends import list_backends
 from mvface.synth.pipeline import RigName, SynthConfig, SynthEvent, run_synth, select_sources
 
 app = typer.Typer(invoke_without_command=True, no_args_is_help=True)
@@ -69,28 +71,42 @@ def synth_command(
         return
     if source is None or out is None:
         raise fail("mvface synth needs --source and --out", EXIT_USAGE)
-    cfg = SynthConfig(
-        source=source,
-        out=out,
-        format=fmt,
-        views=views,
-        size=size,
-        crop_size=crop_size,
-        rig=cast(RigName, rig),  # checked by SynthConfig
-        max_yaw_deg=max_yaw,
-        max_pitch_deg=max_pitch,
-        backend=backend,
-        image_format=image_format,
-        quality=quality,
-        jaw_from=cast(Literal["depth", "surface"], jaw_from),  # checked by SynthConfig
-        jaw_depth=jaw_depth,
-        limit=limit,
-        seed=seed,
-        workers=workers,
-        executor=cast(Literal["local", "ray"], executor),  # checked by SynthConfig
-        ray_address=ray_address,
-        landmark_model=None if landmark_model == "none" else landmark_model,
-    )
+    if fmt not in list_readers():
+        raise fail(f"--format: unknown reader {fmt!r} (have {list_readers()})", EXIT_USAGE)
+    if backend not in list_backends():
+        raise fail(f"--backend: unknown backend {backend!r} (have {list_backends()})", EXIT_USAGE)
+    if landmark_model != "none":
+        from mvface.models import resolve_model_name
+
+        try:
+            resolve_model_name(landmark_model)
+        except ValueError as exc:
+            raise fail(f"--landmark-model: {exc}", EXIT_USAGE) from None
+    try:
+        cfg = SynthConfig(
+            source=source,
+            out=out,
+            format=fmt,
+            views=views,
+            size=size,
+            crop_size=crop_size,
+            rig=cast(RigName, rig),  # checked by SynthConfig
+            max_yaw_deg=max_yaw,
+            max_pitch_deg=max_pitch,
+            backend=backend,
+            image_format=image_format,
+            quality=quality,
+            jaw_from=cast(Literal["depth", "surface"], jaw_from),  # checked by SynthConfig
+            jaw_depth=jaw_depth,
+            limit=limit,
+            seed=seed,
+            workers=workers,
+            executor=cast(Literal["local", "ray"], executor),  # checked by SynthConfig
+            ray_address=ray_address,
+            landmark_model=None if landmark_model == "none" else landmark_model,
+        )
+    except ValueError as exc:  # a value of an option (--rig, --executor, --image-format...)
+        raise fail(str(exc), EXIT_USAGE) from None
     samples, _ = select_sources(cfg)  # the reader is fast; this gives the bar's total
     columns = (TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, disable=quiet, transient=True) as bar:
@@ -117,13 +133,19 @@ def synth_command(
 @handle_errors
 def synth_preview_command(
     dataset: Annotated[Path, typer.Argument(help="A dataset folder written by mvface synth.")],
-    out: Annotated[Path, typer.Option(help="PNG to write.")] = Path("synth_preview.png"),
+    out: Annotated[
+        Path, typer.Option(help="Image to write (.png, or another image suffix).")
+    ] = Path("synth_preview.png"),
     identities: Annotated[int, typer.Option(min=1, help="Rows (identities).")] = 4,
     views: Annotated[int, typer.Option(min=1, help="Columns (views per identity).")] = 8,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
 ) -> None:
     """Write a PNG contact sheet of sampled views with their landmarks (hidden ones hollow)."""
-    from mvface.synth.preview import write_preview
+    from mvface.synth.preview import check_preview_path, write_preview
 
+    try:
+        check_preview_path(out)
+    except ValueError as exc:
+        raise fail(str(exc), EXIT_USAGE) from None
     path = write_preview(dataset, out, identities=identities, views=views, seed=seed)
     console.print(f"preview written to {path}", highlight=False)

@@ -21,12 +21,18 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import json
 import math
 import multiprocessing
 import os
+import signal
+import sys
+import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,18 +43,25 @@ import torch
 from mvface import __version__
 from mvface.data.image import load_image
 from mvface.data.readers import read_dataset
+from mvface.data.readers.synthetic import MANIFEST_FILE, META_FILE, list_identities
 from mvface.data.record import FaceSample
 from mvface.data.scheme import GROUPS
 from mvface.errors import BadInputError
-from mvface.synth.backends import Head, HeadBackend, create_backend, iter_renders
+from mvface.synth.backends import Head, HeadBackend, create_backend, iter_renders, list_backends
 from mvface.synth.landmarks import (
     deepen_jaw,
     depth_at_landmarks,
     lift_landmarks,
     transfer_landmarks,
 )
-from mvface.synth.rig import grid_rig, paper_rig, random_rig, rig_labels
-from mvface.synth.writer import IdentityRecord, SyntheticWriter, output_lock, safe_identity_name
+from mvface.synth.rig import grid_span_angles, paper_rig, random_rig, rig_labels, spherical_rig
+from mvface.synth.writer import (
+    IdentityRecord,
+    SyntheticWriter,
+    hashed_identity_name,
+    output_lock,
+    safe_identity_name,
+)
 
 RigName = Literal["paper", "grid", "random"]
 RIGS: tuple[str, ...] = ("paper", "grid", "random")
@@ -76,7 +89,8 @@ class SynthConfig:
         max_yaw_deg: the ``grid`` and ``random`` rigs span yaw in ``[-max_yaw_deg,
             max_yaw_deg]`` degrees (the paper rig is fixed at about ±45°; profile views need
             more).
-        max_pitch_deg: likewise for pitch (``random``; ``grid`` uses two thirds of it).
+        max_pitch_deg: likewise for pitch (``grid``: distinct cameras from ``-max_pitch_deg``
+            to ``+max_pitch_deg``, see :func:`~mvface.synth.rig.grid_span_angles`).
         backend: registered head backend.
         image_format: ``jpg`` or ``png``.
         quality: JPEG quality.
@@ -150,6 +164,10 @@ class SynthConfig:
                 f"jaw_from must be depth or surface, not {self.jaw_from!r}",
             ),
             (0 <= self.jaw_depth <= 1, f"jaw_depth must be in 0..1, got {self.jaw_depth}"),
+            (
+                self.rig != "grid" or self.views == 1 or self.max_yaw_deg or self.max_pitch_deg,
+                "the grid rig needs max_yaw_deg or max_pitch_deg above 0 for more than 1 view",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -160,6 +178,95 @@ class SynthConfig:
         info = asdict(self)
         info["source"], info["out"] = str(self.source), str(self.out)
         return info
+
+
+#: The job settings that change what an identity is, with their ``mvface synth`` option: one
+#: output set never mixes identities made with two values of any of them.
+PRODUCT_SETTINGS: dict[str, str] = {
+    "views": "--views",
+    "size": "--size",
+    "crop_size": "--crop-size",
+    "rig": "--rig",
+    "max_yaw_deg": "--max-yaw",
+    "max_pitch_deg": "--max-pitch",
+    "seed": "--seed",
+    "backend": "--backend",
+    "image_format": "--image-format",
+    "quality": "--quality",
+    "landmark_model": "--landmark-model",
+    "jaw_from": "--jaw-from",
+    "jaw_depth": "--jaw-depth",
+}
+
+
+def product_settings(job: Mapping[str, Any]) -> dict[str, Any]:
+    """The :data:`PRODUCT_SETTINGS` of a job's settings (a manifest's ``job``), those without
+    effect left out: the paper rig ignores the angles, only the random rig uses the seed, PNG
+    ignores the quality. A key missing (a manifest of an older mvface) takes its default."""
+    defaults = {f.name: f.default for f in fields(SynthConfig) if f.default is not MISSING}
+    settings = {key: job.get(key, defaults.get(key)) for key in PRODUCT_SETTINGS}
+    if settings["rig"] == "paper":
+        del settings["max_yaw_deg"], settings["max_pitch_deg"]
+    if settings["rig"] != "random":
+        del settings["seed"]
+    if settings["image_format"] == "png":
+        del settings["quality"]
+    return settings
+
+
+def _identity_settings(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """The product settings an identity's ``meta.json`` records (a subset)."""
+    found: dict[str, Any] = {}
+    for key in ("views", "crop_size", "rig", "backend", "image_format", "jaw_from", "jaw_depth"):
+        if key in meta:
+            found[key] = meta[key]
+    if isinstance(meta.get("image_size"), list) and meta["image_size"]:
+        found["size"] = meta["image_size"][0]
+    if meta.get("rig") == "random" and "seed" in meta:
+        found["seed"] = meta["seed"]
+    return found
+
+
+def check_same_settings(cfg: SynthConfig) -> None:
+    """Refuse a job whose output set holds identities made with other product settings.
+
+    The set's settings are its manifest's ``job`` (written when a job starts); a set without one
+    (a killed job of an older mvface) is judged by what its identities' ``meta.json`` record.
+    A set without finished identities takes any settings.
+
+    Raises:
+        BadInputError: one line naming each differing option, its value in the set and in
+            this job.
+    """
+    out = Path(cfg.out)
+    if not out.is_dir() or not list_identities(out):
+        return
+    ours = product_settings(cfg.provenance())
+    theirs: dict[str, Any] = {}
+    try:
+        job = json.loads((out / MANIFEST_FILE).read_text()).get("job")
+    except (OSError, ValueError, AttributeError):
+        job = None
+    if isinstance(job, dict):
+        theirs = product_settings(job)
+    else:
+        for folder in list_identities(out):
+            with contextlib.suppress(OSError, ValueError):
+                theirs = _identity_settings(json.loads((folder / META_FILE).read_text()))
+                break
+    differing = [k for k in PRODUCT_SETTINGS if k in ours and k in theirs and ours[k] != theirs[k]]
+    if differing:
+
+        def shown(value: Any) -> str:
+            return "none" if value is None else str(value)
+
+        made = ", ".join(f"{PRODUCT_SETTINGS[k]} {shown(theirs[k])}" for k in differing)
+        asked = ", ".join(f"{PRODUCT_SETTINGS[k]} {shown(ours[k])}" for k in differing)
+        raise BadInputError(
+            out,
+            f"holds identities made with {made}; this job asks {asked}: use the same settings "
+            "or another --out (one set never mixes two)",
+        )
 
 
 @dataclass
@@ -238,9 +345,43 @@ def _source_name(sample: FaceSample) -> str:
 
 
 def identity_name(sample: FaceSample) -> str:
-    """The identity folder name of a source face."""
+    """The identity folder name of a source face (:func:`~mvface.synth.writer.safe_identity_name`
+    of its sample name: exists for every name, distinct for distinct names)."""
     name = sample.name or (sample.image.stem if isinstance(sample.image, Path) else "")
     return safe_identity_name(name)
+
+
+def assign_identity_names(
+    samples: list[FaceSample],
+) -> tuple[list[tuple[str, FaceSample]], list[tuple[str, str, str]]]:
+    """One folder name per source face, distinct even where two names differ only by case.
+
+    A face whose :func:`identity_name` another face already took, ignoring case (a
+    case-insensitive file system would merge the two folders), gets a hashed name of its own
+    file name (``face+1c0f...``) when it is another file (``a.jpg`` and ``a.png``, ``Face`` and
+    ``face``); the very same file listed twice is skipped.
+
+    Returns:
+        ``[(name, sample)]`` in order, and ``[(name, source, reason)]`` of the skipped repeats.
+    """
+    named: list[tuple[str, FaceSample]] = []
+    skipped: list[tuple[str, str, str]] = []
+    taken: dict[str, str] = {}  # casefolded name -> source
+    for sample in samples:
+        name, source = identity_name(sample), _source_name(sample)
+        if name.casefold() in taken:
+            if taken[name.casefold()] == source:
+                skipped.append((name, source, f"listed twice (identity {name!r})"))
+                continue
+            suffix = sample.image.suffix if isinstance(sample.image, Path) else ""
+            key = f"{sample.name or name}{suffix}\0another file"
+            name = hashed_identity_name(sample.name or name, key=key)
+            if name.casefold() in taken:  # pragma: no cover - a sha1 collision
+                skipped.append((name, source, f"duplicate identity name {name!r}"))
+                continue
+        taken[name.casefold()] = source
+        named.append((name, sample))
+    return named, skipped
 
 
 # -- step 2: crop ----------------------------------------------------------------------------
@@ -341,13 +482,8 @@ def rig_cameras(cfg: SynthConfig) -> np.ndarray:
     if cfg.rig == "random":
         yaw_range, pitch_range = (-max_yaw, max_yaw), (-max_pitch, max_pitch)
         cam2world = random_rig(cfg.views, yaw_range, pitch_range, seed=cfg.seed)
-    else:  # a near-square yaw x pitch grid of exactly `views` cameras is not always possible
-        n_pitch = max(1, round(math.sqrt(cfg.views / 3)))
-        n_yaw = math.ceil(cfg.views / n_pitch)
-        yaws = np.linspace(-max_yaw, max_yaw, n_yaw)
-        grid_pitch = max_pitch * 2 / 3
-        pitches = np.linspace(-grid_pitch, grid_pitch, n_pitch) if n_pitch > 1 else [0.0]
-        cam2world = grid_rig(yaws, pitches)[: cfg.views]
+    else:
+        cam2world = spherical_rig(*grid_span_angles(cfg.views, max_yaw, max_pitch))
     return rig_labels(cam2world.to(torch.float64)).numpy()
 
 
@@ -396,6 +532,7 @@ def synthesize_identity(
     cfg: SynthConfig,
     backend: HeadBackend,
     cameras: np.ndarray | None = None,
+    name: str | None = None,
 ) -> IdentityRecord:
     """Crop one source face, build its head, render the rig and transfer its landmarks.
 
@@ -404,6 +541,7 @@ def synthesize_identity(
         cfg: the job settings.
         backend: the head backend.
         cameras: ``(V, 25)`` labels (default: :func:`rig_cameras` of ``cfg``).
+        name: the identity's folder name (default: :func:`identity_name` of ``sample``).
 
     Returns:
         The identity, ready for :meth:`SyntheticWriter.write`.
@@ -459,7 +597,7 @@ def synthesize_identity(
         "landmarks_from_surface": from_surface,
     }
     return IdentityRecord(
-        name=identity_name(sample),
+        name=identity_name(sample) if name is None else name,
         images=images,
         cameras=labels.astype(np.float32),
         landmarks=points,
@@ -474,18 +612,23 @@ def synthesize_identity(
 # -- step 4: the job -------------------------------------------------------------------------
 
 _WORKER: dict[str, Any] = {}
+#: ``prctl`` option: the signal the kernel sends this process when its parent dies (Linux).
+_PR_SET_PDEATHSIG = 1
+#: Seconds between a worker's checks that the job that started it is still alive.
+PARENT_CHECK_SECONDS = 0.5
 
 
 def _process(
-    sample: FaceSample,
+    item: tuple[str, FaceSample],
     cfg: SynthConfig,
     backend: HeadBackend,
     cameras: np.ndarray,
     writer: SyntheticWriter,
 ) -> SynthEvent:
-    name, source = identity_name(sample), _source_name(sample)
+    name, sample = item
+    source = _source_name(sample)
     try:
-        writer.write(synthesize_identity(sample, cfg, backend, cameras))
+        writer.write(synthesize_identity(sample, cfg, backend, cameras, name))
     except BadInputError as exc:
         where = "" if exc.source == source else f"{exc.source}: "
         return SynthEvent(name, "skipped", where + exc.problem, source)
@@ -494,7 +637,33 @@ def _process(
     return SynthEvent(name, "done", "", source)
 
 
-def _worker_init(cfg: SynthConfig, cameras: np.ndarray) -> None:
+def die_with_parent(parent_pid: int) -> None:
+    """Make this (worker) process end as soon as the job process ``parent_pid`` is gone.
+
+    A worker must never write on after its job is killed (``kill -9``): the output lock died
+    with the job, so a new job could already be writing beside it. On Linux the kernel sends
+    ``SIGKILL`` the moment the parent dies (``prctl(PR_SET_PDEATHSIG)``); everywhere, a daemon
+    thread checks every :data:`PARENT_CHECK_SECONDS` that the parent is still ``parent_pid`` and
+    ends the process otherwise (this also covers a parent that died before the ``prctl``).
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="mvface-parent-watch", daemon=True).start()
+
+
+def _worker_init(cfg: SynthConfig, cameras: np.ndarray, parent_pid: int | None = None) -> None:
+    if parent_pid is not None:  # a local worker process (Ray actors are not our children)
+        die_with_parent(parent_pid)
     os.environ.setdefault("LP_NUM_THREADS", "1")  # Mesa's rasterizer: one thread per worker
     torch.set_num_threads(1)
     _WORKER.update(
@@ -505,13 +674,16 @@ def _worker_init(cfg: SynthConfig, cameras: np.ndarray) -> None:
     )
 
 
-def _worker_run(sample: FaceSample) -> SynthEvent:
+def _worker_run(item: tuple[str, FaceSample]) -> SynthEvent:
     w = _WORKER
-    return _process(sample, w["cfg"], w["backend"], w["cameras"], w["writer"])
+    return _process(item, w["cfg"], w["backend"], w["cameras"], w["writer"])
 
 
 def _events(
-    pending: list[FaceSample], cfg: SynthConfig, cameras: np.ndarray, writer: SyntheticWriter
+    pending: list[tuple[str, FaceSample]],
+    cfg: SynthConfig,
+    cameras: np.ndarray,
+    writer: SyntheticWriter,
 ) -> Iterator[SynthEvent]:
     if not pending:
         return
@@ -522,12 +694,13 @@ def _events(
         return
     if cfg.workers == 1 or len(pending) == 1:
         backend = create_backend(cfg.backend)
-        for sample in pending:
-            yield _process(sample, cfg, backend, cameras, writer)
+        for item in pending:
+            yield _process(item, cfg, backend, cameras, writer)
         return
     ctx = multiprocessing.get_context("spawn")
     n = min(cfg.workers, len(pending))
-    with ctx.Pool(n, initializer=_worker_init, initargs=(cfg, cameras)) as pool:
+    initargs = (cfg, cameras, os.getpid())
+    with ctx.Pool(n, initializer=_worker_init, initargs=initargs) as pool:
         yield from pool.imap_unordered(_worker_run, pending)
 
 
@@ -551,7 +724,10 @@ def run_synth(
     out = Path(cfg.out)
     summary = SynthSummary()
     notify = on_identity or (lambda event: None)
+    if cfg.backend not in list_backends():
+        raise BadInputError("backend", f"unknown backend {cfg.backend!r} (have {list_backends()})")
     with output_lock(out):
+        check_same_settings(cfg)
         writer = SyntheticWriter(out, cfg.image_format, cfg.quality)
         writer.remove_stale_temporaries()
         samples, reader_skipped = select_sources(cfg)
@@ -559,23 +735,20 @@ def run_synth(
             src, reason = _split_reason(line)
             summary.skipped.append((src, reason))
             notify(SynthEvent("", "skipped", reason, src))
-        pending, seen = [], set()
-        for sample in samples:
-            name = identity_name(sample)
-            if name in seen:
-                event = SynthEvent(
-                    name, "skipped", f"duplicate identity name {name!r}", _source_name(sample)
-                )
-                summary.skipped.append((event.source, event.reason))
-                notify(event)
-                continue
-            seen.add(name)
+        named, repeated = assign_identity_names(samples)
+        for name, src, reason in repeated:
+            summary.skipped.append((src, reason))
+            notify(SynthEvent(name, "skipped", reason, src))
+        pending = []
+        for name, sample in named:
             if writer.is_done(name):
                 summary.resumed.append(name)
                 notify(SynthEvent(name, "resumed"))
             else:
-                pending.append(sample)
+                pending.append((name, sample))
         cameras = rig_cameras(cfg)
+        # the set's settings are on disk before its first new identity (a killed job keeps them)
+        writer.write_manifest(job=cfg.provenance())
         for event in _events(pending, cfg, cameras, writer):
             if event.status == "done":
                 summary.done.append(event.name)

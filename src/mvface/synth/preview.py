@@ -18,6 +18,20 @@ from mvface.errors import BadInputError
 from mvface.viz.overlay import draw_landmarks
 
 
+def check_preview_path(out_png: str | Path) -> Path:
+    """``out_png`` if it names an image file OpenCV can write (``.png``, ``.jpg``...).
+
+    Raises:
+        ValueError: a folder, or a name without an image suffix (one line naming it).
+    """
+    out = Path(out_png)
+    if out.is_dir():
+        raise ValueError(f"{out}: is a folder; give the image file to write, e.g. {out / 'p.png'}")
+    if not out.suffix or not cv2.haveImageWriter(str(out)):
+        raise ValueError(f"{out}: needs an image suffix such as .png (got {out.suffix!r})")
+    return out
+
+
 def write_preview(
     dataset_dir: str | Path,
     out_png: str | Path,
@@ -41,9 +55,11 @@ def write_preview(
 
     Raises:
         BadInputError: no finished identity in ``dataset_dir``, or the PNG cannot be written.
+        ValueError: ``out_png`` is a folder or has no image suffix (:func:`check_preview_path`).
     """
     if identities < 1 or views < 1:
         raise ValueError("identities and views must be >= 1")
+    out = check_preview_path(out_png)
     root = Path(dataset_dir)
     folders = list_identities(root) if root.is_dir() else []
     if not folders:
@@ -72,8 +88,11 @@ def write_preview(
             if img.shape[:2] != (side, side):
                 img = cv2.resize(img, (side, side), interpolation=cv2.INTER_AREA)
             sheet[r * side : (r + 1) * side, c * side : (c + 1) * side] = img
-    out = Path(out_png)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(out), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
-        raise BadInputError(out, "could not write the PNG")
+    try:
+        written = cv2.imwrite(str(out), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    except cv2.error as exc:  # OpenCV raises for some names instead of returning False
+        raise BadInputError(out, f"could not write the image ({str(exc).strip()[-80:]})") from None
+    if not written:
+        raise BadInputError(out, "could not write the image")
     return out

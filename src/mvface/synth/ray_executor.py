@@ -27,12 +27,15 @@ def _import_ray() -> Any:
 
 
 def ray_events(
-    pending: list[FaceSample], cfg: Any, cameras: np.ndarray, address: str | None = None
+    pending: list[tuple[str, FaceSample]],
+    cfg: Any,
+    cameras: np.ndarray,
+    address: str | None = None,
 ) -> Iterator[Any]:
     """Synthesize ``pending`` on Ray actors; yields one ``SynthEvent`` per identity.
 
     Args:
-        pending: source faces still to do.
+        pending: ``(identity name, source face)`` still to do.
         cfg: the job's :class:`~mvface.synth.pipeline.SynthConfig` (``workers`` = actors).
         cameras: ``(V, 25)`` rig labels shared by every identity.
         address: a running cluster's address (``"auto"`` to join it); ``None`` starts a local
@@ -56,13 +59,13 @@ def ray_events(
             def __init__(self) -> None:
                 pipeline._worker_init(cfg, cameras)
 
-            def run(self, sample: FaceSample) -> Any:
-                return pipeline._worker_run(sample)
+            def run(self, item: tuple[str, FaceSample]) -> Any:
+                return pipeline._worker_run(item)
 
         n = min(cfg.workers, len(pending))
         actors = [Worker.remote() for _ in range(n)]  # type: ignore[attr-defined]
         pool = ActorPool(actors)
-        yield from pool.map_unordered(lambda actor, sample: actor.run.remote(sample), pending)
+        yield from pool.map_unordered(lambda actor, item: actor.run.remote(item), pending)
     finally:
         if started_here:
             ray.shutdown()

@@ -42,6 +42,8 @@ __all__ = [
     "PAPER_RADIUS",
     "camera_yaw_pitch",
     "grid_rig",
+    "grid_span_angles",
+    "grid_span_rig",
     "lookat_sampler_cam2world",
     "paper_rig",
     "random_rig",
@@ -247,6 +249,68 @@ def grid_rig(
         raise BadInputError("rig", "a grid needs at least one yaw and one pitch")
     pitch_grid, yaw_grid = np.meshgrid(pitch, yaw, indexing="ij")
     return spherical_rig(yaw_grid.reshape(-1), pitch_grid.reshape(-1), radius, target)
+
+
+def grid_span_angles(n: int, max_yaw: float, max_pitch: float) -> tuple[np.ndarray, np.ndarray]:
+    """Yaw and pitch of ``n`` distinct cameras on a grid spanning ``±max_yaw`` x ``±max_pitch``.
+
+    Rows of equal pitch from ``−max_pitch`` (looking up) to ``+max_pitch``, each row's cameras
+    evenly spread from ``−max_yaw`` to ``+max_yaw`` (yaw-major within a row); the row count keeps
+    the cells near square in angle. When ``n`` is not a multiple of the row length, the last row
+    holds fewer cameras, still spread over the whole yaw span (one camera: yaw 0). A zero span
+    gives a single row (``max_pitch = 0``) or column (``max_yaw = 0``). So every camera is
+    distinct and the extremes reach the limits whenever ``n`` allows it.
+
+    Args:
+        n: number of cameras (≥ 1).
+        max_yaw: half the yaw span in radians (≥ 0).
+        max_pitch: half the pitch span in radians (≥ 0, < π/2).
+
+    Returns:
+        ``(yaws, pitches)``, each ``(n,)`` float64 radians, view ``i`` at ``(yaws[i], pitches[i])``.
+
+    Raises:
+        BadInputError: ``n < 1``, a negative span, or ``n > 1`` with both spans 0 (every camera
+            would be the same).
+
+    Example:
+        >>> yaws, pitches = grid_span_angles(6, math.radians(30), math.radians(20))
+        >>> np.degrees(yaws).round(1).tolist(), np.degrees(pitches).round(1).tolist()
+        ([-30.0, 0.0, 30.0, -30.0, 0.0, 30.0], [-20.0, -20.0, -20.0, 20.0, 20.0, 20.0])
+    """
+    if n < 1:
+        raise BadInputError("rig", f"need at least one view, got {n}")
+    if not (max_yaw >= 0 and max_pitch >= 0):
+        raise BadInputError("rig", "max_yaw and max_pitch must be >= 0")
+    if n > 1 and max_yaw == 0 and max_pitch == 0:
+        raise BadInputError("rig", f"a grid with no yaw and no pitch span has 1 camera, not {n}")
+    if max_pitch == 0:
+        n_rows = 1
+    elif max_yaw == 0:
+        n_rows = n
+    else:  # rows x columns with the cells near square: columns / rows ~ max_yaw / max_pitch
+        n_rows = min(n, max(1, round(math.sqrt(n * max_pitch / max_yaw))))
+    per_row = math.ceil(n / n_rows)
+    n_rows = math.ceil(n / per_row)  # no empty row
+    row_pitches = np.linspace(-max_pitch, max_pitch, n_rows) if n_rows > 1 else np.zeros(1)
+    yaws, pitches = [], []
+    for row, pitch in enumerate(row_pitches):
+        count = min(per_row, n - row * per_row)
+        yaws.append(np.linspace(-max_yaw, max_yaw, count) if count > 1 else np.zeros(1))
+        pitches.append(np.full(count, pitch))
+    return np.concatenate(yaws), np.concatenate(pitches)
+
+
+def grid_span_rig(
+    n: int,
+    max_yaw: float,
+    max_pitch: float,
+    radius: float = PAPER_RADIUS,
+    target: Sequence[float] | torch.Tensor = PAPER_LOOKAT,
+) -> torch.Tensor:
+    """``(n, 4, 4)`` float64 cam2world matrices of :func:`grid_span_angles` (radians)."""
+    yaws, pitches = grid_span_angles(n, max_yaw, max_pitch)
+    return spherical_rig(yaws, pitches, radius, target)
 
 
 def random_rig(

@@ -1,20 +1,32 @@
 """Writing synthetic identities safely: atomic, resumable, one job per folder.
 
-Each identity is written into a hidden temporary folder next to its final place and renamed
-when complete (``meta.json`` is its last file), so a killed job never leaves a half-written
-identity visible, and a re-run skips every identity that has ``meta.json``. A lock file refuses
-a second job on the same output folder. The manifest is an index rebuilt from the identities'
-``meta.json`` files, so it can always be regenerated.
+Each identity is written into a hidden temporary folder next to its final place (named
+``.mvface-tmp-<name>-<random>`` and holding the marker file :data:`PARTIAL_MARKER` from the
+start) and renamed when complete (``meta.json`` is its last file), so a killed job never leaves
+a half-written identity visible, and a re-run skips every identity that has ``meta.json``. Only
+folders carrying that name and marker are ever deleted as leftovers; a visible folder is never
+deleted or replaced. An exclusive ``flock`` on ``.lock``, held for the job's life, refuses a
+second job on the same output folder (the kernel drops it when the job dies, even by ``kill -9``).
+The manifest is an index rebuilt from the identities' ``meta.json`` files, so it can always be
+regenerated.
+
+Identity folder names (:func:`safe_identity_name`) are the sample name itself when it is a plain
+name (ASCII letters, digits, ``._-``, at most :data:`MAX_PLAIN_NAME` characters, not one of
+mvface's own files); any other name becomes an ASCII slug plus ``+`` and a hash of the exact
+name, so every name gives a folder and distinct names give distinct folders.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
 import json
 import os
 import re
 import shutil
 import tempfile
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +47,19 @@ from mvface.data.readers.synthetic import (
 from mvface.errors import BadInputError, MvfaceError
 
 LOCK_FILE = ".lock"
+#: Prefix of the temporary folder an identity is written into (only mvface makes these).
+TEMP_PREFIX = ".mvface-tmp-"
+#: File put first into every temporary identity folder: marks it as mvface's unfinished work.
+PARTIAL_MARKER = ".mvface-partial"
+#: Longest sample name kept as it is (longer ones are cut and hashed; file names stop at 255 bytes).
+MAX_PLAIN_NAME = 100
+#: Names of mvface's own files in an output folder; no identity folder may take one of them.
+RESERVED_NAMES = frozenset({MANIFEST_FILE, LOCK_FILE, "synth_preview.png"})
+#: Endings of mvface's own files (manifest, previews, locks): a name ending so is hashed.
+RESERVED_SUFFIXES = (".json", ".png", ".jpg", ".jpeg", ".lock", ".tmp")
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_HASHED_NAME = re.compile(r"[A-Za-z0-9._-]*\+[0-9a-f]{12}")
+_TEMP_FOLDER = re.compile(re.escape(TEMP_PREFIX) + r".+-[A-Za-z0-9_]{8}")
 
 
 @dataclass
@@ -52,12 +77,47 @@ class IdentityRecord:
     provenance: dict[str, Any] = field(default_factory=dict)
 
 
+def _is_plain_name(name: str) -> bool:
+    """A name kept as it is: ASCII word characters, not hidden, not one of mvface's files."""
+    return (
+        len(name) <= MAX_PLAIN_NAME
+        and _PLAIN_NAME.fullmatch(name) is not None
+        and not name.endswith((".", "_"))
+        and name.lower() not in RESERVED_NAMES
+        and not name.lower().endswith(RESERVED_SUFFIXES)
+    )
+
+
+def hashed_identity_name(name: str, key: str | None = None) -> str:
+    """``<ASCII slug of name>+<12 hex digits of sha1(key or name)>``: never a plain name."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", ascii_name).strip("._-")[:60].rstrip("._-")
+    digest = hashlib.sha1((name if key is None else key).encode("utf-8", "surrogatepass"))
+    return f"{slug or 'face'}+{digest.hexdigest()[:12]}"
+
+
 def safe_identity_name(name: str) -> str:
-    """A folder name from a sample name: ``a/b c.jpg`` → ``a_b_c.jpg`` (no path separators)."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")
-    if not cleaned:
-        raise BadInputError(name or "<empty>", "cannot make an identity name from it")
-    return cleaned
+    """The identity folder name of a sample name; exists for every name, distinct for distinct.
+
+    A plain name (``einstein``, ``image_003_1``) is kept; any other (``afw/123 4``, ``张三``,
+    ``manifest.json``, a name over :data:`MAX_PLAIN_NAME` characters) becomes
+    :func:`hashed_identity_name` of it (``afw_123_4+1f0c...``, ``face+9b2e...``). A name that is
+    already such a hashed name is returned unchanged, so the function is idempotent.
+    """
+    if _is_plain_name(name) or (len(name) <= 80 and _HASHED_NAME.fullmatch(name)):
+        return name
+    return hashed_identity_name(name)
+
+
+def check_identity_name(name: str) -> str:
+    """``name`` if it can be an identity folder of its own (see :func:`safe_identity_name`).
+
+    Raises:
+        BadInputError: a name with path separators, hidden, or one of mvface's own files.
+    """
+    if safe_identity_name(name) != name:
+        raise BadInputError(name or "<empty>", "is not a valid identity folder name")
+    return name
 
 
 class OutputLockedError(MvfaceError):
@@ -66,42 +126,46 @@ class OutputLockedError(MvfaceError):
 
 @contextlib.contextmanager
 def output_lock(root: Path) -> Iterator[None]:
-    """Hold ``root/.lock`` for the duration of a job; refuse if a live job holds it."""
+    """Hold an exclusive ``flock`` on ``root/.lock`` for the job's life; refuse if it is held.
+
+    The kernel gives the lock to one open file at a time and drops it when its holder dies (even
+    by ``kill -9``), so two jobs can never both hold it and a killed job's lock is free at once.
+    The file is unlinked on release while still locked; a job that opened the old file meanwhile
+    sees that its file is no longer the one at ``root/.lock`` and tries again.
+
+    Raises:
+        OutputLockedError: another job holds the lock.
+    """
     root.mkdir(parents=True, exist_ok=True)
-    lock = root / LOCK_FILE
-    for _ in range(2):
+    path = root / LOCK_FILE
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                pid = int(lock.read_text().strip() or "0")
-            except (OSError, ValueError):
-                pid = 0
-            if pid and _alive(pid):
-                raise OutputLockedError(
-                    f"{root}: another synthesis job (pid {pid}) is writing here"
-                ) from None
-            lock.unlink(missing_ok=True)  # stale lock of a killed job
-            continue
-        with os.fdopen(fd, "w") as f:
-            f.write(str(os.getpid()))
-        break
-    else:  # pragma: no cover - a race with another job removing/creating the lock
-        raise OutputLockedError(f"{root}: could not take the output lock")
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise OutputLockedError(
+                f"{root}: another synthesis job (pid {holder}) is writing here"
+            ) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # we locked a file its holder had just unlinked: take the new one
     try:
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())  # for the message of a refused job only
         yield
     finally:
-        lock.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        os.close(fd)
 
 
 class SyntheticWriter:
@@ -120,9 +184,17 @@ class SyntheticWriter:
         return (self.root / safe_identity_name(name) / META_FILE).is_file()
 
     def remove_stale_temporaries(self) -> int:
-        """Delete what killed jobs left: identity folders and manifest files half-written under
-        temporary names (never visible under a final name); returns how many."""
-        stale = [p for p in self.root.glob(".tmp-*") if p.is_dir()]
+        """Delete what killed jobs left, and only that: temporary identity folders mvface made
+        (its name pattern, and its marker file or empty) and half-written manifest files; never
+        a visible folder or anything else. Returns how many."""
+        stale = [
+            p
+            for p in self.root.glob(f"{TEMP_PREFIX}*")
+            if _TEMP_FOLDER.fullmatch(p.name)
+            and p.is_dir()
+            and not p.is_symlink()
+            and ((p / PARTIAL_MARKER).is_file() or not any(p.iterdir()))
+        ]
         stale += [p for p in self.root.glob(f".{MANIFEST_FILE}.*.tmp*") if p.is_file()]
         for path in stale:
             if path.is_dir():
@@ -143,15 +215,21 @@ class SyntheticWriter:
         """Write one identity atomically; returns its folder.
 
         Raises:
-            BadInputError: the arrays disagree on the number of views, or a finished identity
-                of the same (sanitised) name exists: a finished identity is never replaced.
+            BadInputError: the arrays disagree on the number of views, the name is not a valid
+                identity name (:func:`check_identity_name`), or something of that name exists
+                already: a finished identity (duplicate name) or anything else (a user's folder
+                or file), which is never replaced or deleted.
             OSError: the disk is full or the folder not writable (nothing is left behind).
         """
-        name = safe_identity_name(record.name)
+        name = check_identity_name(record.name)
         final = self.root / name
         if (final / META_FILE).is_file():
             raise BadInputError(
                 name, "a finished identity of this name exists (duplicate identity name)"
+            )
+        if final.exists() or final.is_symlink():
+            raise BadInputError(
+                final, "exists but is not an identity mvface finished; left as it is"
             )
         v = len(record.cameras)
         if not (
@@ -160,8 +238,9 @@ class SyntheticWriter:
             and record.visibility.shape == (v, 68)
         ):
             raise BadInputError(name, "images, cameras, landmarks and visibility disagree on V")
-        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=self.root))
+        tmp = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{name}-", dir=self.root))
         try:
+            (tmp / PARTIAL_MARKER).touch()
             (tmp / "images").mkdir()
             for i, image in enumerate(record.images):
                 (tmp / "images" / f"{i:03d}.{self.image_format}").write_bytes(self._encode(image))
@@ -183,12 +262,16 @@ class SyntheticWriter:
             }
             (tmp / META_FILE).write_text(json.dumps(meta, indent=1, default=_json_default))
             os.chmod(tmp, 0o755)  # mkdtemp makes 0700 folders
-            if final.exists():  # an unfinished leftover without meta.json: replace it
-                shutil.rmtree(final)
-            os.replace(tmp, final)
+            if final.exists() or final.is_symlink():  # appeared meanwhile: never replace it
+                raise BadInputError(
+                    final, "exists but is not an identity mvface finished; left as it is"
+                )
+            os.rename(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        with contextlib.suppress(OSError):  # kept until the rename: the temporary is ours
+            (final / PARTIAL_MARKER).unlink()
         return final
 
     def write_manifest(self, skipped: list[dict[str, str]] | None = None, **info: Any) -> Path:
