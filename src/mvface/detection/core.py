@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mvface._registry import Registry
 from mvface.data.record import FaceSample, landmark_box
 from mvface.models.boxes import BoxTransform, box_iou
 
@@ -85,7 +86,13 @@ class CombinedDetector(FaceDetector):
         return Detections(boxes=boxes[keep].reshape(-1, 4), scores=scores[keep])
 
 
-_DETECTORS: dict[str, Callable[[], FaceDetector]] = {}
+_DETECTORS: Registry[Callable[[], FaceDetector]] = Registry(
+    "face detector",
+    unknown_error=lambda name, names: ValueError(
+        f"unknown face detector {name!r}; available: {list(names)}"
+    ),
+    duplicate_error=lambda name: ValueError(f"face detector {name!r} is already registered"),
+)
 
 
 def register_face_detector(name: str, factory: Callable[[], FaceDetector]) -> None:
@@ -94,21 +101,17 @@ def register_face_detector(name: str, factory: Callable[[], FaceDetector]) -> No
     Raises:
         ValueError: ``name`` is already registered.
     """
-    if name in _DETECTORS:
-        raise ValueError(f"face detector {name!r} is already registered")
-    _DETECTORS[name] = factory
+    _DETECTORS.register(name, factory)
 
 
 def list_face_detectors() -> list[str]:
     """Names accepted by :func:`create_face_detector`."""
-    return sorted(_DETECTORS)
+    return _DETECTORS.list()
 
 
 def create_face_detector(name: str) -> FaceDetector:
     """The face detector registered as ``name``."""
-    if name not in _DETECTORS:
-        raise ValueError(f"unknown face detector {name!r}; available: {list_face_detectors()}")
-    return _DETECTORS[name]()
+    return _DETECTORS.create(name)
 
 
 def match_detection(detections: Detections, reference_box: np.ndarray, min_iou: float = 0.3) -> int:
