@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
+from mvface._registry import Registry
 from mvface.data.record import Dataset
 from mvface.errors import BadInputError
 
@@ -21,34 +22,28 @@ class ReaderFn(Protocol):
     def __call__(self, root: Path, limit: int | None = None) -> Dataset: ...
 
 
-_READERS: dict[str, ReaderFn] = {}
+_READERS: Registry[ReaderFn] = Registry(
+    "dataset format",
+    unknown_error=lambda name, names: ValueError(
+        f"unknown dataset format {name!r}; known: {', '.join(names)}"
+    ),
+    duplicate_error=lambda name: ValueError(f"reader {name!r} registered twice"),
+)
 
 
 def register_reader(name: str) -> Callable[[ReaderFn], ReaderFn]:
     """Decorator registering a reader function under ``name``."""
-
-    def deco(fn: ReaderFn) -> ReaderFn:
-        if name in _READERS:
-            raise ValueError(f"reader {name!r} registered twice")
-        _READERS[name] = fn
-        return fn
-
-    return deco
+    return _READERS.register(name)
 
 
 def list_readers() -> list[str]:
     """Names of the registered dataset formats, sorted."""
-    return sorted(_READERS)
+    return _READERS.list()
 
 
 def get_reader(name: str) -> ReaderFn:
     """The reader registered as ``name``."""
-    try:
-        return _READERS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown dataset format {name!r}; known: {', '.join(list_readers())}"
-        ) from None
+    return _READERS.get(name)
 
 
 def read_dataset(name: str, root: str | Path, limit: int | None = None) -> Dataset:
