@@ -36,6 +36,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 
+from mvface._registry import Registry
 from mvface.errors import BadInputError
 
 __all__ = [
@@ -165,7 +166,14 @@ class HeadBackend(Protocol):
         ...
 
 
-_BACKENDS: dict[str, Callable[..., HeadBackend]] = {}
+_BACKENDS: Registry[Callable[..., HeadBackend]] = Registry(
+    "backend",
+    unknown_error=lambda name, names: BadInputError(
+        "backend", f"unknown backend {name!r} (have {list(names)})"
+    ),
+    duplicate_error=lambda name: ValueError(f"backend {name!r} is already registered"),
+    same_again_ok=True,
+)
 
 
 def register_backend(
@@ -178,13 +186,7 @@ def register_backend(
         ... def my_backend(**cfg): return MyBackend(**cfg)
     """
 
-    def decorate(factory: Callable[..., HeadBackend]) -> Callable[..., HeadBackend]:
-        if name in _BACKENDS and _BACKENDS[name] is not factory:
-            raise ValueError(f"backend {name!r} is already registered")
-        _BACKENDS[name] = factory
-        return factory
-
-    return decorate
+    return _BACKENDS.register(name)
 
 
 def _ensure_builtin_backends() -> None:
@@ -195,7 +197,7 @@ def _ensure_builtin_backends() -> None:
 def list_backends() -> list[str]:
     """Names of the registered backends, sorted."""
     _ensure_builtin_backends()
-    return sorted(_BACKENDS)
+    return _BACKENDS.list()
 
 
 def create_backend(name: str = "mesh", **config: Any) -> HeadBackend:
@@ -212,9 +214,7 @@ def create_backend(name: str = "mesh", **config: Any) -> HeadBackend:
         BadInputError: no backend of that name.
     """
     _ensure_builtin_backends()
-    if name not in _BACKENDS:
-        raise BadInputError("backend", f"unknown backend {name!r} (have {list_backends()})")
-    return _BACKENDS[name](**config)
+    return _BACKENDS.create(name, **config)
 
 
 def iter_renders(
