@@ -83,9 +83,16 @@ class TestRunDetect:
     def test_csv(self, tmp_path: Path, landmarker: FaceLandmarker) -> None:
         _image(tmp_path / "a.png", (10, 20, 40, 50))
         run_detect(landmarker, [tmp_path / "a.png"], DetectConfig(out=tmp_path / "o", format="csv"))
-        rows = list(csv.DictReader((tmp_path / "o" / "detections.csv").open()))
+        with (tmp_path / "o" / "detections.csv").open() as f:
+            header = next(csv.reader(f))
+            f.seek(0)
+            rows = list(csv.DictReader(f))
+        assert len(header) == len(set(header))  # DictReader silently keeps the last duplicate
         assert len(rows) == 1
-        assert float(rows[0]["x0"]) == 10 and float(rows[0]["y67"]) == 50
+        assert [float(rows[0][f"box_{c}"]) for c in ("x0", "y0", "x1", "y1")] == [10, 20, 40, 50]
+        assert float(rows[0]["lm0_x"]) == 10 and float(rows[0]["lm0_y"]) == 20
+        assert float(rows[0]["lm67_x"]) == 40 and float(rows[0]["lm67_y"]) == 50
+        assert rows[0]["lm0_z"] == "" and rows[0]["pose_yaw_rad"] == ""  # a 2D model, no pose
 
     def test_coco_round_trips_through_the_reader(
         self, tmp_path: Path, landmarker: FaceLandmarker

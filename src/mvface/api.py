@@ -2,7 +2,7 @@
 
 >>> import mvface
 >>> landmarker = mvface.load("base+")                   # doctest: +SKIP
->>> faces = landmarker.detect(image)                         # doctest: +SKIP
+>>> faces = landmarker.detect("photo.jpg")                   # doctest: +SKIP
 >>> faces.points.shape                                       # (K, 68, 2|3) pixels, doctest: +SKIP
 """
 
@@ -10,12 +10,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
 
+from mvface.data.image import to_rgb_array
 from mvface.detection import FaceDetector, create_face_detector, list_face_detectors
-from mvface.errors import NotAvailableError
+from mvface.errors import BadInputError, MvfaceError, NotAvailableError
 from mvface.models import DEFAULT_MODEL, LandmarkModel, Landmarks, create_model
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+#: What :meth:`FaceLandmarker.detect` and :meth:`FaceLandmarker.predict` accept as an image: a
+#: file path, a PIL image, or an ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` or ``(H, W, 4)``
+#: array of uint8, uint16 or float in [0, 1] (see :func:`mvface.data.image.to_rgb_array`).
+ImageLike = Union[str, Path, "Image.Image", np.ndarray]
 
 #: Face detectors tried, in order, when the detector is ``"auto"``.
 AUTO_DETECTORS: tuple[str, ...] = ("blazeface", "dlib-hog")
@@ -78,20 +89,38 @@ class FaceLandmarker:
             self._detector = create_auto_detector(self._detector)
         return self._detector
 
-    def predict(
-        self, image: np.ndarray, boxes: np.ndarray | Sequence[Sequence[float]]
-    ) -> Landmarks:
-        """68 landmarks for given canonical face boxes ``(K, 4)`` in one ``(H, W, 3)`` RGB image."""
-        return self.model.predict(image, np.asarray(boxes, dtype=np.float64).reshape(-1, 4))
+    def predict(self, image: ImageLike, boxes: np.ndarray | Sequence[Sequence[float]]) -> Landmarks:
+        """68 landmarks for given canonical face boxes ``(K, 4)`` (pixels) in one image.
 
-    def detect(self, image: np.ndarray, min_score: float = 0.0) -> Faces:
-        """Find every face in an ``(H, W, 3)`` uint8 RGB image and its 68 landmarks."""
-        found = self.detector.detect(image)
+        ``image``: any :data:`ImageLike` (path, PIL image, grey/RGB/RGBA array, float in [0, 1]).
+        """
+        rgb = to_rgb_array(image)
+        try:
+            box_array = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        except (TypeError, ValueError):
+            raise BadInputError(
+                "boxes", f"expected K boxes [x0, y0, x1, y1], got shape {np.shape(boxes)}"
+            ) from None
+        return self.model.predict(rgb, box_array)
+
+    def detect(self, image: ImageLike, min_score: float = 0.0) -> Faces:
+        """Find every face in one image and its 68 landmarks.
+
+        Args:
+            image: a file path, a PIL image, or an array ``(H, W)``, ``(H, W, 1)`` (grey),
+                ``(H, W, 3)`` (RGB) or ``(H, W, 4)`` (RGBA), uint8, uint16 or float in [0, 1].
+            min_score: drop faces the detector scores lower.
+
+        Raises:
+            BadInputError: an image that cannot be used, with its shape, dtype or file named.
+        """
+        rgb = to_rgb_array(image)
+        found = self.detector.detect(rgb)
         keep = found.scores >= min_score
         boxes, scores = found.boxes[keep], found.scores[keep]
-        return Faces(boxes=boxes, scores=scores, landmarks=self.predict(image, boxes))
+        return Faces(boxes=boxes, scores=scores, landmarks=self.model.predict(rgb, boxes))
 
-    def detect_batch(self, images: Sequence[np.ndarray], min_score: float = 0.0) -> list[Faces]:
+    def detect_batch(self, images: Sequence[ImageLike], min_score: float = 0.0) -> list[Faces]:
         """:meth:`detect` for several images."""
         return [self.detect(image, min_score) for image in images]
 
@@ -102,9 +131,25 @@ def load(
     """Load a registered landmark model with a face detector (no download, ever).
 
     Args:
-        name: a name from :func:`mvface.models.list_models` (default:
+        name: a name from :func:`mvface.list_models` (default:
             :data:`~mvface.models.DEFAULT_MODEL`, ``fast``).
         weights: weights file or folder for families that load external weights.
         detector: a face detector name, or ``"auto"``.
+
+    Raises:
+        ValueError: unknown model name.
+        BadInputError: ``weights`` cannot be loaded by this model (names the file).
+        NotAvailableError: a package or the shipped weights are absent.
     """
-    return FaceLandmarker(create_model(name, weights=weights), detector)
+    try:
+        model = create_model(name, weights=weights)
+    except (MvfaceError, ValueError, MemoryError):
+        raise
+    except Exception as exc:
+        if weights is None:
+            raise
+        # a family's own loader failing on a file it cannot parse (dlib's RuntimeError,
+        # a corrupt safetensors header, ...): one line naming the file
+        problem = " ".join(str(exc).split()) or type(exc).__name__
+        raise BadInputError(weights, f"cannot be loaded as {name} weights ({problem})") from None
+    return FaceLandmarker(model, detector)

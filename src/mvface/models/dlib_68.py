@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from mvface.models._dlib import dlib_model_file, import_dlib
+from mvface.models._dlib import dlib_model_file, import_dlib, load_dlib_model
 from mvface.models._registry import register_model
 from mvface.models.base import LandmarkModel, Landmarks, ModelConfig
 from mvface.models.boxes import BoxTransform
@@ -29,7 +29,7 @@ class Dlib68(LandmarkModel):
         dlib = import_dlib()
         path = weights or str(dlib_model_file("shape_predictor_68_face_landmarks.dat"))
         self._dlib = dlib
-        self._predictor = dlib.shape_predictor(path)
+        self._predictor = load_dlib_model(dlib.shape_predictor, path, "dlib shape predictor")
         self.config = ModelConfig(
             name="dlib",
             crop=CANONICAL_TO_HOG,
