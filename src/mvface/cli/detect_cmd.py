@@ -12,7 +12,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from mvface.api import load
 from mvface.cli._common import (
     check_choice,
-    check_model,
     check_range,
     console,
     detector_names,
@@ -24,6 +23,7 @@ from mvface.cli._common import (
     say,
     shown,
 )
+from mvface.cli._model_option import check_model_spec, model_spec
 from mvface.detect import DetectConfig, Inputs, OutputFormat, find_inputs, run_detect
 from mvface.models import DEFAULT_MODEL
 
@@ -44,9 +44,15 @@ def detect_command(
     paths: Annotated[list[str], typer.Argument(help="Images, videos, folders or glob patterns.")],
     out: Annotated[Path, typer.Option(help="Output folder.")],
     model: Annotated[
-        str, typer.Option(help=models_help("Landmark model"), callback=check_model)
+        str,
+        typer.Option(
+            help=models_help("Landmark model, NAME or NAME:WEIGHTS; NAME one of"),
+            callback=check_model_spec,
+        ),
     ] = DEFAULT_MODEL,
-    weights: Annotated[str | None, typer.Option(help="Weights file or folder.")] = None,
+    weights: Annotated[
+        str | None, typer.Option(help="Weights file or folder (or NAME:WEIGHTS in --model).")
+    ] = None,
     detector: Annotated[
         str,
         typer.Option(
@@ -91,7 +97,8 @@ def detect_command(
         smooth=smooth,
         every=every,
     )
-    landmarker = load(model, weights=weights, detector=detector)
+    spec = model_spec(model, weights)
+    landmarker = load(spec.name, weights=spec.weights, detector=detector)
     inputs = find_inputs(paths)
     columns = (TextColumn("detect"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, disable=quiet, transient=True) as bar:
