@@ -12,13 +12,25 @@ try:
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0"
 
-__all__ = ["BadInputError", "MvfaceError", "NotAvailableError", "__version__", "load"]
+__all__ = [
+    "BadInputError",
+    "MvfaceError",
+    "NotAvailableError",
+    "__version__",
+    "list_models",
+    "load",
+]
 
 
 def __getattr__(name: str) -> Any:
-    # ``mvface.load`` pulls in torch and the models: import it only when asked for.
+    # ``mvface.load`` and ``mvface.list_models`` pull in torch and the models: import them only
+    # when asked for.
     if name == "load":
         from mvface.api import load
 
         return load
+    if name == "list_models":
+        from mvface.models import list_models
+
+        return list_models
     raise AttributeError(f"module 'mvface' has no attribute {name!r}")

@@ -103,11 +103,22 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (flushed and fsynced before the rename)."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+    """Write ``data`` to ``path`` atomically (flushed and fsynced before the rename).
+
+    Raises:
+        OSError: with ``filename`` set to ``path`` (not the hidden temporary file, and also when
+            the failing call, such as a ``write`` on a full disk, names no file), so the message
+            says which output was lost.
+    """
+    try:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        if exc.filename == str(path) or exc.errno is None:
+            raise
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

@@ -133,30 +133,6 @@ def check_range(
     return callback
 
 
-def model_names() -> list[str]:
-    """Every landmark model name the registry accepts (current names first, then old ones)."""
-    from mvface.models import _registry
-
-    names = list(_registry.list_models())
-    renamed = getattr(_registry, "RENAMED_MODELS", {})
-    return names + [old for old in renamed if old not in names]
-
-
-def check_model(value: str | None) -> str | None:
-    """Option callback: a registered landmark model name, else a usage error (exit 2)."""
-    if value is None:
-        return value
-    from mvface.models import _registry
-
-    is_model_name = getattr(_registry, "is_model_name", None)
-    known = is_model_name(value) if is_model_name is not None else value in model_names()
-    if not known:
-        raise typer.BadParameter(
-            f"unknown model {shown(value)!r}; choose from: {', '.join(_registry.list_models())}"
-        )
-    return value
-
-
 def models_help(prefix: str = "Landmark model") -> str:
     """``--model`` help naming every registered model."""
     from mvface.models import list_models

@@ -2,9 +2,10 @@
 
 From one square face crop and its 68 landmarks (:meth:`MeshHeadBackend.build`):
 
-1. **Face mesh.** MediaPipe's 468-point face mesh (:func:`mvface.models.load_facemesh`, shipped
-   weights, no download) runs on an eyes-level crop around the landmarks, twice (the second
-   crop comes from the first mesh, as MediaPipe's tracker does): :func:`predict_face_mesh`.
+1. **Face mesh.** MediaPipe's 468-point face mesh
+   (:func:`mvface.models.mediapipe_mesh.load_facemesh`, shipped weights, no download) runs
+   on an eyes-level crop around the landmarks, twice (the second crop comes from the first
+   mesh, as MediaPipe's tracker does): :func:`predict_face_mesh`.
 2. **Source camera.** When the crop's EG3D camera is given it is used. Otherwise
    :func:`estimate_source_camera` builds one: the world frame is the face's own (x along the
    eye line, y from the mouth to the eyes tilted back by :data:`EYE_MOUTH_PITCH_DEG`, z forward),
