@@ -14,6 +14,7 @@ from mvface.models.trainable import TorchLandmarkModel
 #: Options a family needs to load here (external weights live in ../shared, never in the repo).
 LOAD_OPTIONS: dict[str, dict[str, object]] = {
     "3ddfa-v2": {"weights": str(SHARED / "models" / "3ddfa_v2")},
+    "teacher": {"weights": str(SHARED / "models" / "3ddfa_v2")},
 }
 
 

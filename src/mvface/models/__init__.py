@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from mvface.models import defaults as _defaults  # noqa: F401  ("base", "base+", "fast")
 from mvface.models import dlib_68 as _dlib_68  # noqa: F401  (registers "dlib")
+from mvface.models import ensemble as _ensemble  # noqa: F401  (registers "teacher")
 from mvface.models import mediapipe_68 as _mediapipe_68  # noqa: F401
 from mvface.models import mvnet as _mvnet  # noqa: F401
 from mvface.models import tddfa as _tddfa  # noqa: F401  (registers "3ddfa-v2")
