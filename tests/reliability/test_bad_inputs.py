@@ -38,6 +38,7 @@ from mvface.synth.writer import SyntheticWriter
 from train.conftest import make_identity
 
 GOOD_PTS = np.random.default_rng(0).uniform(10, 50, (68, 2))
+GOOD_KPTS = np.column_stack([GOOD_PTS, np.full(68, 2.0)]).ravel().tolist()  # COCO x, y, v
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -349,7 +350,7 @@ def _coco(tmp: Path, annotations: list[Any], images: Any = None) -> Path:
 
 
 def json_wrong_types(tmp: Path) -> None:
-    good = {"id": 7, "image_id": 1, "keypoints": [20.0, 20.0, 2] * 68, "bbox": [1, 1, 40, 40]}
+    good = {"id": 7, "image_id": 1, "keypoints": GOOD_KPTS, "bbox": [1, 1, 40, 40]}
     bad = {"id": 8, "image_id": 1, "keypoints": "all of them"}
     ds = read_dataset("coco-face68", _coco(tmp, [good, bad, 42]))
     assert len(ds.samples) == 1
@@ -447,7 +448,7 @@ def npy_object_array(tmp: Path) -> None:
 def traversal_coco(tmp: Path) -> None:
     secret = png(tmp / "secret.png", size=(64, 64))  # outside the dataset root tmp/a
     root = tmp / "a" / "b"
-    kp = [20.0, 20.0, 2] * 68
+    kp = GOOD_KPTS
     images = [
         {"id": 1, "file_name": "face.png"},
         {"id": 2, "file_name": "../../secret.png"},

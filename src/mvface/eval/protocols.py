@@ -359,6 +359,8 @@ class Aflw2000Protocol:
         ground_truth: description of the annotation used, for :func:`aflw2000_3d_protocol`.
         yaw_file: file name of the yaw array.
         roi_box: ``(N, 4)`` 3DDFA's crop boxes ``[x0, y0, x1, y1]`` (0-based), if present.
+        files: the files the arrays come from: ``"gt"``, ``"yaw"`` and (if present)
+            ``"roi_box"``, for messages naming a bad row.
     """
 
     gt: np.ndarray
@@ -367,12 +369,14 @@ class Aflw2000Protocol:
     ground_truth: str
     yaw_file: str
     roi_box: np.ndarray | None = None
+    files: dict[str, Path] = field(default_factory=dict)
 
 
 def load_aflw2000_3d_protocol(
     protocol_dir: str | Path,
     ground_truth: str = "original",
     yaw_file: str = _DEFAULT_YAW_FILE,
+    keep_nonfinite_rows: bool = False,
 ) -> Aflw2000Protocol:
     """Load the 3DDFA AFLW2000-3D protocol arrays (ground truth, yaw, names).
 
@@ -386,6 +390,8 @@ def load_aflw2000_3d_protocol(
             ``"reannotated"`` (``AFLW2000-3D-Reannotated.pts68.npy``).
         yaw_file: yaw array to bin by (``AFLW2000-3D.pose.npy`` is the 3DDFA default;
             ``AFLW2000-3D-new.pose.npy`` is the alternative split).
+        keep_nonfinite_rows: keep rows with NaN or infinite values (the caller skips those
+            faces) instead of refusing the whole file.
 
     Returns:
         An :class:`Aflw2000Protocol` with 0-based ground truth.
@@ -407,7 +413,7 @@ def load_aflw2000_3d_protocol(
     for key in (gt_key, yaw_key):
         if not (root / PROTOCOL_FILES[key]).is_file():
             raise BadInputError(root / PROTOCOL_FILES[key], "protocol file not found")
-    arrays = load_aflw2000_protocol(root.parent)
+    arrays = load_aflw2000_protocol(root.parent, keep_nonfinite_rows=keep_nonfinite_rows)
     gt, yaw = arrays[gt_key], arrays[yaw_key]
     gt.setflags(write=False)
     yaw.setflags(write=False)
@@ -418,4 +424,9 @@ def load_aflw2000_3d_protocol(
         ground_truth=f"{ground_truth} ({PROTOCOL_FILES[gt_key]}), 1-based converted to 0-based",
         yaw_file=PROTOCOL_FILES[yaw_key],
         roi_box=arrays.get("roi_box"),
+        files={
+            "gt": root / PROTOCOL_FILES[gt_key],
+            "yaw": root / PROTOCOL_FILES[yaw_key],
+            "roi_box": root / PROTOCOL_FILES["roi_box"],
+        },
     )

@@ -32,7 +32,14 @@ from mvface.eval.metrics import to_numpy
 from mvface.eval.plots import plot_ced
 from mvface.eval.protocols import YAW_BINS, ProtocolResult, yaw_bin_index
 
-__all__ = ["REPORT_FILES", "EvalReport", "format_table", "render_table", "write_report"]
+__all__ = [
+    "REPORT_FILES",
+    "EvalReport",
+    "format_table",
+    "json_text",
+    "render_table",
+    "write_report",
+]
 
 #: Files :func:`write_report` creates in its output folder.
 REPORT_FILES: tuple[str, ...] = ("metrics.json", "per_image.csv", "predictions.npy", "ced.png")
@@ -128,6 +135,16 @@ def _clean_floats(obj: Any) -> Any:
     return obj
 
 
+def json_text(obj: Any) -> str:
+    """``obj`` as strict JSON text (indented, ending in a newline) for a report file.
+
+    NaN and infinities (an empty yaw bin, an undefined mean) become ``null``, numpy scalars and
+    arrays become numbers and lists, paths become strings; ``allow_nan=False`` guarantees the
+    text never holds the ``NaN`` / ``Infinity`` tokens that strict JSON parsers reject.
+    """
+    return json.dumps(_clean_floats(obj), indent=2, default=_json_default, allow_nan=False) + "\n"
+
+
 def _per_image_csv(report: EvalReport) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
@@ -164,10 +181,7 @@ def write_report(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {name: out / name for name in REPORT_FILES}
-    text = json.dumps(
-        _clean_floats(report.metrics()), indent=2, default=_json_default, allow_nan=False
-    )
-    atomic_write_bytes(paths["metrics.json"], (text + "\n").encode("utf-8"))
+    atomic_write_bytes(paths["metrics.json"], json_text(report.metrics()).encode("utf-8"))
     atomic_write_bytes(paths["per_image.csv"], _per_image_csv(report).encode("utf-8"))
     buf = io.BytesIO()
     np.save(buf, report.predictions.astype(np.float64), allow_pickle=False)

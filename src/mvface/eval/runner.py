@@ -8,6 +8,7 @@ the original images).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +20,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from mvface.data.image import load_image
 from mvface.data.readers import read_dataset
-from mvface.data.record import FaceSample, landmark_box
+from mvface.data.record import MAX_COORDINATE, FaceSample, degenerate_problem, landmark_box
+from mvface.data.scheme import NUM_LANDMARKS, OUTER_EYE_CORNERS
 from mvface.detection import FaceDetector, create_face_detector, match_detection
 from mvface.errors import BadInputError
 from mvface.eval.protocols import (
@@ -82,6 +84,23 @@ class EvalConfig:
             raise ValueError(f"limit must be at least 1, got {self.limit}")
 
 
+#: Largest ``|yaw|`` accepted from a pose annotation or a yaw file, in degrees.
+MAX_YAW_DEG = 180.0
+
+
+@dataclass
+class _Face:
+    """One face to evaluate: its sample, ground truth, yaw and where each came from."""
+
+    sample: FaceSample
+    gt: np.ndarray
+    gt_source: str
+    yaw: float = math.nan
+    yaw_source: str = ""
+    roi: np.ndarray | None = None
+    roi_source: str = ""
+
+
 @dataclass
 class _Scored:
     """Faces that were predicted, in protocol order, and those that were skipped."""
@@ -95,36 +114,128 @@ class _Scored:
     detector_missed: int = 0
 
 
-def _ground_truth(
-    cfg: EvalConfig, samples: list[FaceSample]
-) -> tuple[list[np.ndarray], list[float], list[np.ndarray] | None]:
-    """Ground truth, yaw (degrees) and protocol crop boxes (if asked for) per sample."""
+def _faces(cfg: EvalConfig, samples: list[FaceSample]) -> tuple[list[_Face], list[str]]:
+    """Ground truth, yaw (degrees) and protocol crop box of each sample, with their sources.
+
+    A sample that has none (no landmarks, not in the protocol's list) is skipped with a line.
+    """
+    faces: list[_Face] = []
+    skipped: list[str] = []
     if cfg.dataset == "aflw2000-3d" and (cfg.root / "3ddfa_protocol").is_dir():
         proto = load_aflw2000_3d_protocol(
-            cfg.root / "3ddfa_protocol", cfg.ground_truth, cfg.yaw_file
+            cfg.root / "3ddfa_protocol", cfg.ground_truth, cfg.yaw_file, keep_nonfinite_rows=True
         )
+        if cfg.crop == "protocol" and proto.roi_box is None:
+            raise BadInputError(proto.files["roi_box"], "protocol ROI box file not found")
         index = {Path(n).stem: i for i, n in enumerate(proto.names)}
-        rows = []
         for s in samples:
             if s.name not in index:
-                raise BadInputError(s.image_path or s.name, "not in the protocol's list.txt")
-            rows.append(index[s.name])
-        rois = None
-        if cfg.crop == "protocol":
-            if proto.roi_box is None:
-                raise BadInputError(cfg.root / "3ddfa_protocol", "has no ROI box file")
-            rois = [proto.roi_box[i] for i in rows]
-        return [proto.gt[i] for i in rows], [float(proto.yaw_deg[i]) for i in rows], rois
-    gts, yaws = [], []
+                skipped.append(str(BadInputError(s.source, "not in the protocol's list.txt")))
+                continue
+            i = index[s.name]
+            row = f"row {i} ({s.name})"
+            roi = proto.roi_box[i] if cfg.crop == "protocol" and proto.roi_box is not None else None
+            faces.append(
+                _Face(
+                    sample=s,
+                    gt=proto.gt[i],
+                    gt_source=f"{proto.files['gt']} {row}",
+                    yaw=float(proto.yaw_deg[i]),
+                    yaw_source=f"{proto.files['yaw']} {row}",
+                    roi=roi,
+                    roi_source=f"{proto.files['roi_box']} {row}",
+                )
+            )
+        return faces, skipped
+    if cfg.crop == "protocol":
+        raise BadInputError(cfg.root / "3ddfa_protocol", "needed for --crop protocol")
     for s in samples:
         if s.landmarks is None:
             reason = s.meta.get("landmarks_unavailable_reason", "no landmarks")
-            raise BadInputError(s.image_path or s.name, f"cannot evaluate: {reason}")
-        gts.append(s.landmarks)
-        yaws.append(float(np.degrees(s.pose[1])) if s.pose is not None else float("nan"))
-    if cfg.crop == "protocol":
-        raise BadInputError(cfg.root / "3ddfa_protocol", "needed for --crop protocol")
-    return gts, yaws, None
+            skipped.append(str(BadInputError(s.source, f"cannot evaluate: {reason}")))
+            continue
+        yaw = float(np.degrees(s.pose[1])) if s.pose is not None else math.nan
+        faces.append(_Face(sample=s, gt=s.landmarks, gt_source=s.source, yaw=yaw))
+        faces[-1].yaw_source = s.source
+    return faces, skipped
+
+
+def _uses_yaw_bins(cfg: EvalConfig, faces: list[_Face]) -> bool:
+    """AFLW2000-3D always bins by yaw; ``bbox`` datasets do when every face has a pose."""
+    protocol = DATASETS[cfg.dataset][1]
+    return protocol == "aflw2000-3d" or (
+        protocol == "bbox" and bool(faces) and all(math.isfinite(f.yaw) for f in faces)
+    )
+
+
+def face_problem(gt: np.ndarray, normalizer: str) -> str | None:
+    """Why ground truth ``gt`` (``(68, 2|3)`` pixels) cannot be scored, or ``None``.
+
+    Args:
+        gt: one face's ground truth.
+        normalizer: ``"box"`` (``sqrt(w * h)`` of the tight box) or ``"interocular"`` (outer
+            eye corners, points 36 and 45): the one the protocol divides by.
+
+    Returns:
+        A short problem (non-finite or absurd coordinates, a face without size, coinciding
+        eye corners), or ``None`` when the face can be scored.
+    """
+    g = np.asarray(gt, dtype=np.float64)
+    if g.ndim != 2 or g.shape[0] != NUM_LANDMARKS or g.shape[1] < 2:
+        return f"ground truth has shape {g.shape}, expected (68, 2|3)"
+    if not np.all(np.isfinite(g)):
+        return "ground truth has NaN or infinite coordinates"
+    worst = float(np.abs(g).max())
+    if worst > MAX_COORDINATE:
+        return f"ground-truth coordinate {worst:.3g} is absurd (beyond ±{MAX_COORDINATE:g} pixels)"
+    problem = degenerate_problem(g)
+    if problem is not None:
+        return f"{problem}: the NME normalizer would be 0"
+    if normalizer == "interocular":
+        a, b = OUTER_EYE_CORNERS
+        if not np.linalg.norm(g[a, :2] - g[b, :2]) > 0:
+            return (
+                f"outer eye corners (points {a} and {b}) coincide: the inter-ocular "
+                "normalizer would be 0"
+            )
+    return None
+
+
+def _yaw_problem(yaw: float) -> str | None:
+    if not math.isfinite(yaw):
+        return "no finite yaw (pose missing or NaN); the protocol bins faces by yaw"
+    if abs(yaw) > MAX_YAW_DEG:
+        return f"yaw {yaw:.3g} degrees is not an angle in [-180, 180]"
+    return None
+
+
+def _roi_problem(roi: np.ndarray) -> str | None:
+    """Why a protocol crop box ``[x0, y0, x1, y1]`` (pixels) cannot be used, or ``None``."""
+    r = np.asarray(roi, dtype=np.float64).reshape(-1)
+    if r.shape != (4,) or not np.all(np.isfinite(r)) or np.abs(r).max() > MAX_COORDINATE:
+        return f"ROI box {r.tolist()} is not 4 finite pixel coordinates"
+    if not (r[2] > r[0] and r[3] > r[1]):
+        return f"ROI box {r.tolist()} has no area"
+    return None
+
+
+def _check_faces(faces: list[_Face], binned: bool) -> tuple[list[_Face], list[str]]:
+    """The faces that can be scored, and ``"<file>: <problem>"`` for each other one."""
+    good: list[_Face] = []
+    skipped: list[str] = []
+    normalizer = "box" if binned else "interocular"
+    for face in faces:
+        problems = [(face.gt_source, face_problem(face.gt, normalizer))]
+        if binned:
+            problems.append((face.yaw_source, _yaw_problem(face.yaw)))
+        if face.roi is not None:
+            problems.append((face.roi_source, _roi_problem(face.roi)))
+        bad = [(source, problem) for source, problem in problems if problem is not None]
+        if bad:
+            skipped.append(str(BadInputError(*bad[0])))
+        else:
+            good.append(face)
+    return good, skipped
 
 
 def _crop_box(
@@ -142,43 +253,45 @@ def _crop_box(
 def _run_model(
     cfg: EvalConfig,
     model: LandmarkModel,
-    samples: list[FaceSample],
+    faces: list[_Face],
     on_step: Callable[[], None],
 ) -> _Scored:
-    gts, yaws, rois = _ground_truth(cfg, samples)
     detector = create_face_detector(cfg.detector) if cfg.crop == "detector" else None
     out = _Scored()
-    for i, (sample, gt, yaw) in enumerate(zip(samples, gts, yaws, strict=True)):
+    for face in faces:
+        sample = face.sample
         try:
             image = (
                 sample.image if isinstance(sample.image, np.ndarray) else load_image(sample.image)
             )
-            if rois is not None:
+            if face.roi is not None:
                 missed = False
                 start = time.perf_counter()
-                pred = model.predict_crops(image, rois[i][None]).points[0]
+                pred = model.predict_crops(image, face.roi[None]).points[0]
             else:
-                box, missed = _crop_box(image, gt, detector)
+                box, missed = _crop_box(image, face.gt, detector)
                 start = time.perf_counter()
                 pred = model.predict(image, box[None]).points[0]
             out.seconds += time.perf_counter() - start
+            if not np.all(np.isfinite(np.asarray(pred, dtype=np.float64))):
+                where = sample.image_path or sample.source
+                raise BadInputError(where, f"{cfg.model} predicted NaN or infinite points")
         except BadInputError as exc:
             out.skipped.append(str(exc))
         else:
             out.names.append(sample.name)
-            out.gt.append(gt)
-            out.yaw.append(yaw)
+            out.gt.append(face.gt)
+            out.yaw.append(face.yaw)
             out.pred.append(pred)
             out.detector_missed += int(missed)
         on_step()
     return out
 
 
-def _score(cfg: EvalConfig, scored: _Scored, crop: str) -> ProtocolResult:
+def _score(cfg: EvalConfig, scored: _Scored, crop: str, binned: bool) -> ProtocolResult:
     pred, gt = np.stack(scored.pred), np.stack(scored.gt)
-    protocol = DATASETS[cfg.dataset][1]
     yaw = np.asarray(scored.yaw)
-    if protocol == "aflw2000-3d" or (protocol == "bbox" and np.all(np.isfinite(yaw))):
+    if binned:
         uses_files = (cfg.root / "3ddfa_protocol").is_dir()
         return aflw2000_3d_protocol(
             pred,
@@ -214,19 +327,25 @@ def evaluate(
         MofNCompleteColumn(),
         TimeRemainingColumn(),
     )
+    faces, skipped = _faces(cfg, samples)
+    binned = _uses_yaw_bins(cfg, faces)
+    faces, bad = _check_faces(faces, binned)
+    skipped = dataset.skipped + skipped + bad
     with Progress(*columns, disable=not progress, transient=True) as bar:
-        task = bar.add_task("eval", total=len(samples))
-        scored = _run_model(cfg, model, samples, lambda: bar.advance(task))
+        task = bar.add_task("eval", total=len(faces))
+        scored = _run_model(cfg, model, faces, lambda: bar.advance(task))
+    skipped += scored.skipped
     if not scored.pred:
         raise BadInputError(
-            cfg.root, "no face could be evaluated: " + "; ".join(scored.skipped[:3])
+            cfg.root,
+            f"no face could be evaluated ({len(skipped)} skipped): " + "; ".join(skipped[:3]),
         )
     crop = {
         "gt": "tight box of the ground-truth 68 points, mapped by the model's crop policy",
         "detector": f"{cfg.detector} face detector (ground-truth box where it found nothing)",
         "protocol": "3DDFA ROI boxes (AFLW2000-3D_crop.roi_box.npy) used as the model's crop",
     }[cfg.crop]
-    result = _score(cfg, scored, crop)
+    result = _score(cfg, scored, crop, binned)
     return EvalReport(
         dataset=cfg.dataset,
         model=cfg.model,
@@ -240,6 +359,6 @@ def evaluate(
             "model_config": model.config.to_dict(),
             "ms_per_face": 1000.0 * scored.seconds / len(scored.pred),
             "detector_missed": scored.detector_missed,
-            "skipped": dataset.skipped + scored.skipped,
+            "skipped": skipped,
         },
     )

@@ -22,8 +22,13 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from mvface.data.image import load_image
-from mvface.data.readers.synthetic import SyntheticMultiviewSet, projection_matrices
-from mvface.data.record import landmark_box
+from mvface.data.readers.synthetic import (
+    SyntheticIdentity,
+    SyntheticMultiviewSet,
+    projection_matrices,
+)
+from mvface.data.record import check_face_points, landmark_box
+from mvface.errors import BadInputError
 from mvface.eval.consistency import multiview_consistency_error
 from mvface.eval.metrics import bbox_normalizer, point_errors
 from mvface.eval.protocols import YAW_BINS, yaw_bin_index
@@ -42,6 +47,8 @@ class SyntheticEvalResult:
         nme_mean: NME over all evaluated views (percent).
         per_identity_consistency: ``(B,)`` x100.
         views: views evaluated per identity; ``identities``: their names.
+        skipped: one ``"<file or folder>: <problem>"`` line per identity (or folder) that was
+            not evaluated.
     """
 
     consistency: float
@@ -50,15 +57,18 @@ class SyntheticEvalResult:
     per_identity_consistency: np.ndarray
     views: int
     identities: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able summary."""
+        """JSON-able summary (non-finite numbers stay floats: write it with
+        :func:`mvface.eval.report.json_text`, which turns them into ``null``)."""
         return {
             "consistency_x100": self.consistency,
             "nme_bins": self.nme_bins,
             "nme_mean": self.nme_mean,
             "views_per_identity": self.views,
             "identities": len(self.identities),
+            "skipped": list(self.skipped),
         }
 
 
@@ -70,6 +80,47 @@ def _view_yaw_deg(cameras: np.ndarray) -> np.ndarray:
     return np.degrees(camera_yaw_pitch(cam2world)[:, 0].numpy())
 
 
+@dataclass
+class _Scored:
+    """One identity's evaluated views."""
+
+    projection: np.ndarray  # (V, 3, 4)
+    pred: np.ndarray  # (V, 68, 2)
+    gt: np.ndarray  # (V, 68, 2)
+    yaw: np.ndarray  # (V,) degrees
+    nme: np.ndarray  # (V,) percent
+    consistency: float  # x100
+
+
+def _score_identity(model: LandmarkModel, ident: SyntheticIdentity, views: int) -> _Scored:
+    """Predict and score ``views`` spread views of one identity.
+
+    Raises:
+        BadInputError: naming the identity's file: too few views, an unreadable image,
+            degenerate landmarks, a non-finite prediction or a degenerate triangulation.
+    """
+    idx = ident.spread_views(views)
+    lm_file = ident.folder / "landmarks.npy"
+    gt = ident.landmarks[idx]
+    for v, points in zip(idx, gt, strict=True):
+        check_face_points(points, f"{lm_file} view {v}")  # absurd or without size
+    images = [load_image(ident.image_files[i]) for i in idx]
+    size = images[0].shape[1]
+    pred = np.asarray(model.predict(images, landmark_box(gt)).points[..., :2], np.float64)
+    if not np.all(np.isfinite(pred)):
+        raise BadInputError(ident.folder, f"{model.config.name} predicted NaN or infinite points")
+    projection = projection_matrices(ident.cameras[idx], size)
+    try:
+        consistency = 100.0 * multiview_consistency_error(projection[None], pred[None], size)[0]
+    except BadInputError as exc:
+        raise BadInputError(ident.folder / "cameras.npy", exc.problem) from None
+    yaw = _view_yaw_deg(ident.cameras[idx])
+    if not np.all(np.isfinite(yaw)):
+        raise BadInputError(ident.folder / "cameras.npy", "a camera has no finite yaw")
+    nme = 100.0 * point_errors(pred, gt).mean(-1) / bbox_normalizer(gt)
+    return _Scored(projection, pred, gt, yaw, nme, float(consistency))
+
+
 def evaluate_synthetic(
     model: LandmarkModel,
     root: str | Path,
@@ -79,6 +130,10 @@ def evaluate_synthetic(
 ) -> SyntheticEvalResult:
     """Run ``model`` on ``views`` evenly spread views of each identity of a synthetic set.
 
+    An identity that cannot be evaluated (unreadable or malformed files, fewer than ``views``
+    views, degenerate landmarks or cameras) is skipped and listed in ``skipped`` with its
+    reason; the others are scored.
+
     Args:
         model: any landmark model.
         root: a ``mvface synth`` dataset folder (identities the model was not trained on).
@@ -87,34 +142,31 @@ def evaluate_synthetic(
         progress: show a progress bar.
 
     Raises:
-        BadInputError: an unreadable set or identity, one with fewer than ``views`` views, or a
-            degenerate triangulation.
+        BadInputError: an unreadable set, or no identity could be evaluated.
         ValueError: ``views < 2``.
     """
     if views < 2:
         raise ValueError(f"consistency needs at least 2 views per identity, got {views}")
     source = SyntheticMultiviewSet(root, limit=limit)
-    projections, preds, gts, yaws = [], [], [], []
-    size = 0
+    skipped = list(source.skipped)
+    scored: list[_Scored] = []
+    names: list[str] = []
     columns = (TextColumn(f"eval {model.config.name} on {Path(root).name}"), BarColumn())
     with Progress(*columns, MofNCompleteColumn(), disable=not progress, transient=True) as bar:
         task = bar.add_task("synthetic", total=len(source.identities))
         for ident in source.identities:
-            idx = ident.spread_views(views)
-            images = [load_image(ident.image_files[i]) for i in idx]
-            size = images[0].shape[1]
-            gt = ident.landmarks[idx]
-            preds.append(model.predict(images, landmark_box(gt)).points[..., :2])
-            projections.append(projection_matrices(ident.cameras[idx], size))
-            gts.append(gt)
-            yaws.append(_view_yaw_deg(ident.cameras[idx]))
+            try:
+                scored.append(_score_identity(model, ident, views))
+                names.append(ident.name)
+            except BadInputError as exc:
+                skipped.append(str(exc))
             bar.advance(task)
-    pred, gt = np.stack(preds), np.stack(gts)  # (B, V, 68, 2)
-    per_identity = 100.0 * multiview_consistency_error(np.stack(projections), pred, size)
-    flat_gt = gt.reshape(-1, 68, 2)
-    per_view = 100.0 * point_errors(pred.reshape(-1, 68, 2), flat_gt).mean(-1)
-    per_view = per_view / bbox_normalizer(flat_gt)
-    bins = yaw_bin_index(np.concatenate(yaws))
+    if not scored:
+        why = "; ".join(skipped[:3])
+        raise BadInputError(root, f"no identity could be evaluated ({len(skipped)} skipped): {why}")
+    per_identity = np.array([s.consistency for s in scored])
+    per_view = np.concatenate([s.nme for s in scored])
+    bins = yaw_bin_index(np.concatenate([s.yaw for s in scored]))
     nme_bins = {
         name: float(per_view[bins == i].mean()) if (bins == i).any() else float("nan")
         for i, (name, _, _) in enumerate(YAW_BINS)
@@ -124,6 +176,7 @@ def evaluate_synthetic(
         nme_bins=nme_bins,
         nme_mean=float(per_view.mean()),
         per_identity_consistency=per_identity,
-        views=pred.shape[1],
-        identities=[ident.name for ident in source.identities],
+        views=scored[0].pred.shape[0],
+        identities=names,
+        skipped=skipped,
     )

@@ -50,6 +50,11 @@ def _pinhole(vertices: np.ndarray, mv: np.ndarray) -> np.ndarray:
     return np.stack([x, H - y_up], axis=1)
 
 
+def _face(offset: float) -> np.ndarray:
+    """68 distinct points (a face with a size: all-equal points are refused as degenerate)."""
+    return offset + np.stack([np.arange(68.0), np.arange(68.0) % 5], axis=1)
+
+
 def _write_annotation(path: Path, seed: int = 0, **extra: object) -> None:
     mv, proj = _camera()
     data: dict[str, object] = {
@@ -80,7 +85,7 @@ def fake_dad(tmp_path: Path) -> Path:
         _write_image(train / "images" / f"{name}.png")
     _write_annotation(train / "annotations" / "a.json", 0)
     _write_annotation(train / "annotations" / "b.json", 1)
-    _write_annotation(train / "annotations" / "c.json", 2, landmarks_68=np.ones((68, 2)).tolist())
+    _write_annotation(train / "annotations" / "c.json", 2, landmarks_68=_face(1.0).tolist())
     _write_annotation(train / "annotations" / "d.json", vertices="oops")
     items = [
         {
@@ -112,11 +117,11 @@ def fake_dad(tmp_path: Path) -> Path:
     for name in ("v1", "v2", "v3"):
         _write_image(val / "images" / f"{name}.png")
         _write_annotation(val / "annotations" / f"{name}.json", 3)
-    np.save(val / "annotations" / "v1_68_lm2d_points.npy", np.full((68, 2), 7.0))
+    np.save(val / "annotations" / "v1_68_lm2d_points.npy", _face(7.0))
     (val / "images_lm2d").mkdir()
     np.save(
         val / "images_lm2d" / "v2_68_lm2d_points.npy",
-        np.array({"point": np.full((68, 2), 9, np.int64)}, dtype=object),
+        np.array({"point": _face(9.0).astype(np.int64)}, dtype=object),
         allow_pickle=True,
     )
     np.save(val / "annotations" / "v3_68_lm2d_points.npy", np.array([_Evil()]), allow_pickle=True)
@@ -181,9 +186,9 @@ class TestReader:
         assert a.meta["num_vertices"] == N_VERTICES and a.meta["width"] == W
         np.testing.assert_allclose(by_name["b"].box, [5, 6, 55, 66])
         assert by_name["c"].meta["landmark_source"] == "annotation"
-        np.testing.assert_allclose(by_name["c"].landmarks, np.ones((68, 2)))
-        np.testing.assert_allclose(by_name["v1"].landmarks, np.full((68, 2), 7.0))
-        np.testing.assert_allclose(by_name["v2"].landmarks, np.full((68, 2), 9.0))
+        np.testing.assert_allclose(by_name["c"].landmarks, _face(1.0))
+        np.testing.assert_allclose(by_name["v1"].landmarks, _face(7.0))
+        np.testing.assert_allclose(by_name["v2"].landmarks, _face(9.0))
         assert by_name["v2"].meta["landmark_source"] == "npy"
         t1 = by_name["t1"]
         assert t1.meta["split"] == "test" and t1.landmarks is None

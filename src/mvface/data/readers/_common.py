@@ -77,17 +77,68 @@ def check_dir(root: Path) -> Path:
     return root
 
 
-def iter_files(root: Path, suffixes: frozenset[str] | None = None) -> Iterator[Path]:
+def _list_folder(folder: Path) -> list[os.DirEntry[str]]:
+    """The entries of ``folder``; PermissionError / OSError when it cannot be listed."""
+    if not os.access(folder, os.R_OK | os.X_OK):
+        raise PermissionError(13, "Permission denied", str(folder))
+    with os.scandir(folder) as entries:
+        return sorted(entries, key=lambda e: e.name)
+
+
+def iter_files(
+    root: Path, suffixes: frozenset[str] | None = None, skipped: list[str] | None = None
+) -> Iterator[Path]:
     """Files under ``root`` (recursive, sorted by relative path), optionally by extension.
 
-    Symlinked folders are not followed; sub-folders that cannot be listed are left out (files
-    that cannot be read are still listed: their reader reports them).
+    Symlinked folders are followed, each real folder once: a link back to a folder on its own
+    path (a loop) or to one already read is not entered again. Every folder that is not read
+    gets a one-line reason in ``skipped`` (when given): ``permission denied``, ``cannot be
+    listed``, ``symlink loop``, ``same folder as ...``. Files that cannot be read are still
+    yielded: their reader reports them.
+
+    Args:
+        root: the folder (itself readable: see :func:`check_dir`).
+        suffixes: lower-case extensions to keep (``None``: every file).
+        skipped: a list the reasons for folders that are not read are appended to.
     """
+    reasons = skipped if skipped is not None else []
     found: list[Path] = []
-    for folder, dirs, files in os.walk(root):
-        dirs.sort()
-        base = Path(folder)
-        found += [base / f for f in files if suffixes is None or Path(f).suffix.lower() in suffixes]
+    first_seen: dict[str, Path] = {}
+    # depth first in name order, so which of two links to one folder is read is stable;
+    # each entry carries the real paths of the folders above it (to tell a loop from a copy)
+    stack: list[tuple[Path, tuple[str, ...]]] = [(Path(root), ())]
+    while stack:
+        folder, above = stack.pop()
+        real = os.path.realpath(folder)
+        if real in above:
+            reasons.append(str(BadInputError(folder, "symlink loop (links to a folder above it)")))
+            continue
+        if real in first_seen:
+            reasons.append(
+                str(BadInputError(folder, f"same folder as {first_seen[real]} (read once)"))
+            )
+            continue
+        first_seen[real] = folder
+        try:
+            entries = _list_folder(folder)
+        except OSError as exc:
+            line = os_error_line(exc, folder)
+            if not isinstance(exc, PermissionError):
+                line = str(BadInputError(folder, f"cannot be listed ({exc.strerror or exc})"))
+            reasons.append(line)
+            continue
+        sub: list[Path] = []
+        for entry in entries:
+            path = folder / entry.name
+            try:
+                is_dir = entry.is_dir()  # follows symlinks; a broken link is a file here
+            except OSError:
+                is_dir = False
+            if is_dir:
+                sub.append(path)
+            elif suffixes is None or Path(entry.name).suffix.lower() in suffixes:
+                found.append(path)
+        stack += [(p, (*above, real)) for p in reversed(sub)]
     yield from sorted(found)
 
 

@@ -118,6 +118,7 @@ def _mat_sample(
     meta: dict[str, Any] = {
         "dataset": source_name,
         "mat_file": mat_path,
+        "landmarks_from": str(mat_path),
         "pose_para": pose_para,
         "protocol_index": protocol_index,
         "roi": roi,
@@ -193,11 +194,15 @@ def _points(arr: np.ndarray, source: Path, n: int, dims: int) -> np.ndarray:
     return out
 
 
-def load_aflw2000_protocol(root: str | Path) -> dict[str, np.ndarray]:
+def load_aflw2000_protocol(
+    root: str | Path, keep_nonfinite_rows: bool = False
+) -> dict[str, np.ndarray]:
     """Load the 3DDFA AFLW2000-3D benchmark arrays, aligned with ``root/list.txt``.
 
     Args:
         root: the dataset folder holding ``list.txt`` and ``3ddfa_protocol/``.
+        keep_nonfinite_rows: keep rows holding NaN or infinite values (the caller skips those
+            faces, naming the file and row) instead of refusing the whole file.
 
     Returns:
         A dict of arrays, row ``i`` for the ``i``-th name of ``list.txt`` (keys present only
@@ -214,7 +219,8 @@ def load_aflw2000_protocol(root: str | Path) -> dict[str, np.ndarray]:
 
     Raises:
         BadInputError: no ``list.txt`` or ``3ddfa_protocol/`` folder, an unreadable array,
-            or an array whose first dimension differs from the number of names.
+            an array whose first dimension differs from the number of names, or (unless
+            ``keep_nonfinite_rows``) one holding NaN or infinite values.
     """
     root = Path(root)
     names = read_list(root)
@@ -247,7 +253,7 @@ def load_aflw2000_protocol(root: str | Path) -> dict[str, np.ndarray]:
             if arr.shape != (n,):
                 raise BadInputError(path, f"has shape {arr.shape}, expected ({n},)")
             out[key] = arr.astype(np.float64)
-        if not np.all(np.isfinite(out[key])):
+        if not keep_nonfinite_rows and not np.all(np.isfinite(out[key])):
             raise BadInputError(path, "contains NaN or infinite values")
     return out
 

@@ -160,6 +160,7 @@ def _read_coco(
             meta: dict[str, Any] = {
                 "dataset": dataset_name,
                 "json_file": json_file,
+                "landmarks_from": where,
                 "image_id": ann.get("image_id"),
                 "annotation_id": ann.get("id"),
                 **size,

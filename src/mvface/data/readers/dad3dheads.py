@@ -433,6 +433,10 @@ def _dad_sample(
             "pass landmark_indices or put <ID>_68_lm2d_points.npy next to the annotation"
         )
     meta["landmark_source"] = source
+    if source == "npy":
+        meta["landmarks_from"] = str(npy)
+    elif source is not None:
+        meta["landmarks_from"] = str(annotation or where)
     if reason is not None:
         meta["landmarks_unavailable_reason"] = reason
     return FaceSample(image=image, landmarks=landmarks, box=box, name=item_id, meta=meta)

@@ -162,6 +162,7 @@ def read_dlib_xml(root: Path, limit: int | None = None) -> Dataset:
                 meta: dict[str, Any] = {
                     "dataset": "dlib-xml",
                     "xml_file": xml_file,
+                    "landmarks_from": where,
                     "box_index": box_index,
                     **size,
                 }

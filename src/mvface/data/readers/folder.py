@@ -26,7 +26,9 @@ def read_image_folder(root: Path, limit: int | None = None) -> Dataset:
 
     Files are chosen by extension (``.jpg .jpeg .png .ppm .pgm .pnm .bmp .tif .tiff .webp``,
     any case); other files are ignored silently. An image-named file whose header cannot be
-    read (corrupt, empty, over the megapixel limit) is skipped with a reason.
+    read (corrupt, empty, over the megapixel limit) is skipped with a reason, and so is a
+    sub-folder that cannot be listed or that a symlink loops back to (symlinked folders are
+    followed: see :func:`~mvface.data.readers._common.iter_files`).
 
     Args:
         root: the folder.
@@ -43,7 +45,7 @@ def read_image_folder(root: Path, limit: int | None = None) -> Dataset:
     limit = check_limit(limit)
     samples: list[FaceSample] = []
     skipped: list[str] = []
-    for image in iter_files(root, IMAGE_SUFFIXES):
+    for image in iter_files(root, IMAGE_SUFFIXES, skipped):
         if limit is not None and len(samples) >= limit:
             break
         try:

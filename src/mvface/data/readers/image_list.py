@@ -74,6 +74,7 @@ def read_image_list(root: Path, limit: int | None = None) -> Dataset:
             if pts_file.is_file():
                 landmarks = read_pts(pts_file)
                 meta["pts_file"] = pts_file
+                meta["landmarks_from"] = str(pts_file)
             seen.add(image.resolve())
             name = sample_name(image, root.parent)  # the file name for paths outside its folder
             samples.append(FaceSample(image=image, landmarks=landmarks, name=name, meta=meta))

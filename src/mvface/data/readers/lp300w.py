@@ -109,6 +109,7 @@ def _lp_sample(image: Path, root: Path, lm_path: Path | None, source: LandmarkSo
         raise BadInputError(where, f"has no {' or '.join(order)} landmarks")
     landmarks = candidates[chosen]
     meta["landmark_source"] = chosen
+    meta["landmarks_from"] = str(lm_path if chosen in ("pts_2d", "pts_3d") else mat_path)
     meta.update(header_meta(image))
     return FaceSample(
         image=image,
@@ -152,7 +153,7 @@ def read_300w_lp(
     samples: list[FaceSample] = []
     skipped: list[str] = []
     used: set[Path] = set()
-    for image in iter_files(root, _LP_IMAGE_SUFFIXES):
+    for image in iter_files(root, _LP_IMAGE_SUFFIXES, skipped):
         if limit is not None and len(samples) >= limit:
             break
         if landmarks_root in image.parents:

@@ -150,8 +150,11 @@ def read_pts_folder(root: Path, limit: int | None = None) -> Dataset:
 
     Each ``name.jpg|.jpeg|.png|.ppm`` is paired with ``name.pts`` in the same folder. Skipped,
     each with a one-line reason: an image without ``.pts``, a ``.pts`` without an image, a bad
-    ``.pts``, an image whose header cannot be read (``.pts`` files without an image are only
-    looked for when ``limit`` is ``None``).
+    ``.pts`` (including degenerate faces: see :func:`~mvface.data.record.check_face_points`),
+    an image whose header cannot be read, a sub-folder that cannot be listed or that a symlink
+    loops back to (symlinked folders are followed, see
+    :func:`~mvface.data.readers._common.iter_files`). ``.pts`` files without an image are only
+    looked for when ``limit`` is ``None``.
 
     Args:
         root: the folder.
@@ -170,7 +173,7 @@ def read_pts_folder(root: Path, limit: int | None = None) -> Dataset:
     samples: list[FaceSample] = []
     skipped: list[str] = []
     paired: set[Path] = set()
-    for image in iter_files(root, PTS_IMAGE_SUFFIXES):
+    for image in iter_files(root, PTS_IMAGE_SUFFIXES, skipped):
         if limit is not None and len(samples) >= limit:
             break
         pts_file = image.with_suffix(".pts")
@@ -179,7 +182,12 @@ def read_pts_folder(root: Path, limit: int | None = None) -> Dataset:
             if not pts_file.is_file():
                 raise BadInputError(image, "no .pts file next to it")
             landmarks = read_pts(pts_file)
-            meta = {"dataset": "pts", "pts_file": pts_file, **header_meta(image)}
+            meta = {
+                "dataset": "pts",
+                "pts_file": pts_file,
+                "landmarks_from": str(pts_file),
+                **header_meta(image),
+            }
             samples.append(
                 FaceSample(
                     image=image, landmarks=landmarks, name=sample_name(image, root), meta=meta

@@ -23,6 +23,7 @@ For training, :class:`SyntheticMultiviewSet` serves random V-of-N view samples p
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ import torch
 
 from mvface._io import read_small_file
 from mvface.data.image import load_image
-from mvface.data.readers._common import check_dir, check_limit
+from mvface.data.readers._common import check_dir, check_limit, os_error_line
 from mvface.data.readers._registry import register_reader
 from mvface.data.record import Dataset, FaceSample
 from mvface.errors import BadInputError
@@ -162,13 +163,38 @@ def load_identity(folder: Path) -> SyntheticIdentity:
     )
 
 
+def scan_identities(root: Path) -> tuple[list[Path], list[str]]:
+    """Finished identity folders of a dataset (sorted), and a reason for each other folder.
+
+    Hidden entries (the writer's ``.tmp-*`` temporaries) and plain files (``manifest.json``)
+    are not identities and are passed over. Every other folder is either returned or listed
+    with why it is not read: it cannot be listed (``permission denied``), or it has no
+    ``meta.json`` (an unfinished identity). Symlinked folders are returned like the others
+    (:func:`_safe_child` then refuses those that lead out of ``root``).
+    """
+    folders: list[Path] = []
+    skipped: list[str] = []
+    for p in sorted(root.iterdir()):
+        if p.name.startswith("."):
+            continue
+        try:
+            if not p.is_dir():
+                continue
+            if not os.access(p, os.R_OK | os.X_OK):
+                raise PermissionError(13, "Permission denied", str(p))
+            if not (p / META_FILE).is_file():
+                skipped.append(str(BadInputError(p, "not a finished identity (no meta.json)")))
+                continue
+        except OSError as exc:
+            skipped.append(os_error_line(exc, p))
+            continue
+        folders.append(p)
+    return folders, skipped
+
+
 def list_identities(root: Path) -> list[Path]:
-    """Finished identity folders of a dataset, sorted (temporary folders are ignored)."""
-    return sorted(
-        p
-        for p in root.iterdir()
-        if p.is_dir() and not p.name.startswith(".") and (p / META_FILE).is_file()
-    )
+    """Finished identity folders of a dataset, sorted (see :func:`scan_identities`)."""
+    return scan_identities(root)[0]
 
 
 @dataclass
@@ -186,18 +212,19 @@ class MultiviewSample:
 class SyntheticMultiviewSet:
     """Random V-of-N view samples per identity of a synthetic dataset (for training).
 
-    A bad identity (unreadable or malformed file) is left out with a one-line reason in
-    ``skipped``; a folder with no usable identity raises :class:`BadInputError`.
+    A bad identity (unreadable or malformed file, a folder that cannot be listed or has no
+    ``meta.json``) is left out with a one-line reason in ``skipped``; a folder with no usable
+    identity raises :class:`BadInputError`.
     """
 
     def __init__(self, root: str | Path, limit: int | None = None) -> None:
         self.root = Path(root)
         check_dir(self.root)
-        folders = list_identities(self.root)
+        folders, unread = scan_identities(self.root)
         if limit is not None:
             folders = folders[: check_limit(limit)]
         self.identities: list[SyntheticIdentity] = []
-        self.skipped: list[str] = []
+        self.skipped: list[str] = list(unread)
         for folder in folders:
             try:
                 self.identities.append(load_identity(_safe_child(self.root, folder.name)))
@@ -231,12 +258,15 @@ class SyntheticMultiviewSet:
 def read_synthetic(root: Path, limit: int | None = None) -> Dataset:
     """Every view of every identity as a :class:`FaceSample` (for evaluation and previews).
 
-    ``meta`` holds ``identity``, ``view`` and the view's EG3D ``camera`` (25,).
+    ``meta`` holds ``identity``, ``view`` and the view's EG3D ``camera`` (25,). A bad identity
+    or folder (see :func:`scan_identities`) and a view with degenerate landmarks are skipped,
+    each with a one-line reason.
     """
-    check_dir(root)
+    root = check_dir(Path(root))
+    limit = check_limit(limit)
     samples: list[FaceSample] = []
-    skipped: list[str] = []
-    for folder in list_identities(root):
+    folders, skipped = scan_identities(root)
+    for folder in folders:
         try:
             ident = load_identity(_safe_child(root, folder.name))
         except BadInputError as exc:
@@ -245,13 +275,22 @@ def read_synthetic(root: Path, limit: int | None = None) -> Dataset:
         for v in range(ident.num_views):
             if limit is not None and len(samples) >= limit:
                 return Dataset(samples, skipped, "mvface-synthetic", root)
-            samples.append(
-                FaceSample(
-                    image=ident.image_files[v],
-                    landmarks=ident.landmarks[v],
-                    visibility=ident.visibility[v],
-                    name=f"{ident.name}/{v:03d}",
-                    meta={"identity": ident.name, "view": v, "camera": ident.cameras[v]},
+            meta = {
+                "identity": ident.name,
+                "view": v,
+                "camera": ident.cameras[v],
+                "landmarks_from": f"{ident.folder / 'landmarks.npy'} view {v}",
+            }
+            try:
+                samples.append(
+                    FaceSample(
+                        image=ident.image_files[v],
+                        landmarks=ident.landmarks[v],
+                        visibility=ident.visibility[v],
+                        name=f"{ident.name}/{v:03d}",
+                        meta=meta,
+                    )
                 )
-            )
+            except BadInputError as exc:
+                skipped.append(str(exc))
     return Dataset(samples, skipped, "mvface-synthetic", root)
