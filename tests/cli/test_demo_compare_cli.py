@@ -61,8 +61,9 @@ def test_demo_folder_skips_missing_model_and_writes_results(
     out = tmp_path / "out"
     args = ["demo", "--input", str(pts_folder), "--gt-format", "pts", "--output", str(out)]
     result = runner.invoke(app, [*args, "--models", f"base,{MISSING_PLUS}", "-q"])
-    assert result.exit_code == 0, result.output
-    assert "skipped model base+:" in result.output and "not found" in result.output
+    assert result.exit_code == 1, result.output  # a model asked for was not run
+    skipped = [ln for ln in result.stderr.splitlines() if "skipped model: base+:" in ln]
+    assert len(skipped) == 1 and "not found" in skipped[0]
     data = json.loads((out / "results.json").read_text())
     assert [m["label"] for m in data["models"]] == ["base"]
     assert "base" in data["images"][0]["faces"][0]["nme_percent"]
@@ -80,9 +81,9 @@ def test_compare_draws_figure(pts_folder: Path, tmp_path: Path) -> None:
     fig = tmp_path / "fig.jpg"
     args = ["compare", "--input", str(pts_folder), "--gt", "pts", "--output", str(fig)]
     result = runner.invoke(app, [*args, "--models", f"base,{MISSING_PLUS},mp=mediapipe-68", "-q"])
-    assert result.exit_code == 0, result.output
-    assert "skipped model base+" in result.output
-    assert "one" in result.output  # the NME table names the image
+    assert result.exit_code == 1, result.output  # a model asked for was skipped
+    assert "skipped model: base+" in result.stderr
+    assert "one" in result.stdout  # the NME table names the image
     assert cv2.imread(str(fig)) is not None
     report = json.loads(fig.with_suffix(".json").read_text())
     assert [m["label"] for m in report["models"]] == ["base", "mp"]

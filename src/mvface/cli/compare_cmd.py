@@ -7,10 +7,25 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from mvface.cli._common import console, exit_on_problems, handle_errors
+from mvface.cli._common import (
+    check_choice,
+    detector_names,
+    exit_on_problems,
+    handle_errors,
+    out_console,
+    say,
+    shown,
+)
 from mvface.cli._model_option import MODELS_HELP, check_model_spec_list
-from mvface.cli.demo_cmd import print_skipped, run_with_progress
+from mvface.cli.demo_cmd import (
+    DETECTOR_HELP,
+    check_gt_format,
+    gt_reader_names,
+    run_with_progress,
+    skipped_lines,
+)
 from mvface.demo import CompareConfig, run_compare
 
 
@@ -25,17 +40,29 @@ def compare_command(
     output: Annotated[Path, typer.Option(help="Figure file, .png or .jpg (+ .json beside).")],
     gt_format: Annotated[
         str | None,
-        typer.Option("--gt-format", "--gt", help="Reader giving ground truth (pts, aflw2000-3d)."),
+        typer.Option(
+            "--gt-format",
+            "--gt",
+            help="Reader giving ground truth: " + ", ".join(gt_reader_names()) + ".",
+            callback=check_gt_format,
+        ),
     ] = None,
     names: Annotated[
         str | None, typer.Option(help="Comma-separated sample names to show, in order.")
     ] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most N images (rows).")] = 8,
-    detector: Annotated[str, typer.Option(help="Face detector for images without GT.")] = "auto",
+    detector: Annotated[
+        str,
+        typer.Option(help=DETECTOR_HELP, callback=check_choice("face detector", detector_names)),
+    ] = "auto",
     cell_size: Annotated[int, typer.Option(min=64, help="Side of each cell (px).")] = 256,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    """Draw every model's landmarks per image, with the worst region enlarged."""
+    """Draw every model's landmarks per image, with the worst region enlarged.
+
+    The NME table and summary go to stdout; skipped models, failed images and progress to
+    stderr. Exit 1 when a model asked for could not be loaded or an image failed.
+    """
     cfg = CompareConfig(
         input=input_dir,
         output=output,
@@ -47,20 +74,19 @@ def compare_command(
         cell_size=cell_size,
     )
     result = run_with_progress(run_compare, cfg, quiet)
-    print_skipped(result.skipped_models)
     labels = [s.label for s in result.models]
     table = Table(title="NME % (sqrt(w*h) of the ground truth's box)")
     table.add_column("image")
     for label in labels:
-        table.add_column(label, justify="right")
+        table.add_column(Text(shown(label)), justify="right")
     for im in result.images:
         cells = ["-" if im.nme[k] is None else f"{im.nme[k]:.2f}" for k in labels]
-        table.add_row(im.name, *cells)
+        table.add_row(Text(shown(im.name)), *cells)
     if any(v is not None for im in result.images for v in im.nme.values()):
-        console.print(table)
-    console.print(
-        f"{len(result.images)} images, {len(labels)} models: {result.figure} "
-        f"(+ {result.report.name}), {result.seconds:.1f} s",
-        highlight=False,
+        out_console.print(table, markup=False, highlight=False)
+    say(
+        f"{len(result.images)} images, {len(labels)} models: {shown(result.figure)} "
+        f"(+ {shown(result.report.name)}), {result.seconds:.1f} s"
     )
-    exit_on_problems(failed=result.failed)
+    skipped = skipped_lines(result.skipped_models)
+    exit_on_problems(**{"skipped model": skipped, "failed": result.failed})

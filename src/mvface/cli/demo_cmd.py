@@ -9,8 +9,20 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
-from mvface.cli._common import console, exit_on_problems, handle_errors
+from mvface.cli._common import (
+    check_choice,
+    console,
+    detector_names,
+    detectors_help,
+    exit_on_problems,
+    handle_errors,
+    note,
+    out_console,
+    say,
+    shown,
+)
 from mvface.cli._model_option import MODELS_HELP, check_model_spec_list
 from mvface.demo import DEMO_MODELS, DemoConfig, run_demo
 from mvface.demo.models import ModelSpec
@@ -35,10 +47,40 @@ def run_with_progress(run: Callable[..., R], cfg: Any, quiet: bool) -> R:
         return run(cfg, progress=update)
 
 
+def skipped_lines(skipped: list[tuple[ModelSpec, str]]) -> list[str]:
+    """``"<label>: <reason>"`` per model that could not be loaded."""
+    return [f"{spec.label}: {reason}" for spec, reason in skipped]
+
+
 def print_skipped(skipped: list[tuple[ModelSpec, str]]) -> None:
-    """One line per model that could not be loaded."""
-    for spec, reason in skipped:
-        console.print(f"  skipped model {spec.label}: {reason}", highlight=False, soft_wrap=True)
+    """One ``skipped model`` line (stderr) per model that could not be loaded."""
+    for line in skipped_lines(skipped):
+        note(f"  skipped model: {line}")
+
+
+def gt_reader_names() -> list[str]:
+    """Readers ``--gt-format`` accepts."""
+    from mvface.data.readers import list_readers
+
+    return list_readers()
+
+
+def check_gt_format(value: str | None) -> str | None:
+    """Option callback: a registered dataset reader (or an old name of one), else exit 2."""
+    if value is None:
+        return value
+    from mvface.data.readers import get_reader
+
+    try:
+        get_reader(value)
+    except Exception:
+        names = ", ".join(gt_reader_names())
+        raise typer.BadParameter(f"unknown reader {shown(value)!r}; choose from: {names}") from None
+    return value
+
+
+#: ``--detector`` of demo and compare: checked against the registry (exit 2 when unknown).
+DETECTOR_HELP = detectors_help("Face detector for images without ground truth")
 
 
 @handle_errors
@@ -49,25 +91,45 @@ def demo_command(
     ] = None,
     output: Annotated[Path, typer.Option(help="Output folder.")] = Path("out/demo"),
     models: Annotated[
-        str, typer.Option("--models", "--model", help=MODELS_HELP, callback=check_model_spec_list)
-    ] = ",".join(DEMO_MODELS),
+        str | None,
+        typer.Option(
+            "--models",
+            "--model",
+            help=f"{MODELS_HELP} Default: {','.join(DEMO_MODELS)} (a default one that cannot "
+            "be loaded is skipped; a named one that cannot makes the exit code 1).",
+            callback=check_model_spec_list,
+        ),
+    ] = None,
     gt_format: Annotated[
         str | None,
-        typer.Option("--gt-format", "--gt", help="Reader giving ground truth (pts, aflw2000-3d)."),
+        typer.Option(
+            "--gt-format",
+            "--gt",
+            help="Reader giving ground truth: " + ", ".join(gt_reader_names()) + ".",
+            callback=check_gt_format,
+        ),
     ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="At most N input images.")] = None,
     views: Annotated[int, typer.Option(min=1, max=64, help="Synthesized views (no --input).")] = 7,
     max_yaw: Annotated[
         float, typer.Option(min=0, max=90, help="Views span yaw ±deg (no --input).")
     ] = 75.0,
-    detector: Annotated[str, typer.Option(help="Face detector for images without GT.")] = "auto",
+    detector: Annotated[
+        str,
+        typer.Option(help=DETECTOR_HELP, callback=check_choice("face detector", detector_names)),
+    ] = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    """Run the base and "+" models on every image and draw them side by side."""
+    """Run the base and "+" models on every image and draw them side by side.
+
+    The table goes to stdout; skipped models, failed images and progress to stderr. Exit 1
+    when an image failed or a model named in --models could not be loaded.
+    """
+    requested = models is not None
     cfg = DemoConfig(
         output=output,
         input=input_dir,
-        models=tuple(models.split(",")),
+        models=tuple((models if models is not None else ",".join(DEMO_MODELS)).split(",")),
         gt_format=gt_format,
         limit=limit,
         views=views,
@@ -75,7 +137,8 @@ def demo_command(
         detector=detector,
     )
     result = run_with_progress(run_demo, cfg, quiet)
-    print_skipped(result.skipped_models)
+    if not requested:
+        print_skipped(result.skipped_models)
     table = Table(title=f"mvface demo: {len(result.images)} images, {result.seconds:.1f} s")
     table.add_column("model")
     table.add_column("mean NME % (images with GT)", justify="right")
@@ -84,7 +147,8 @@ def demo_command(
         ms = [p.ms[spec.label] for p in result.images]
         nme = result.mean_nme.get(spec.label)
         mean_ms = f"{sum(ms) / len(ms):.0f}" if ms else "-"
-        table.add_row(spec.label, "-" if nme is None else f"{nme:.2f}", mean_ms)
-    console.print(table)
-    console.print(f"drawings, overview.jpg and results.json in {cfg.output}", highlight=False)
-    exit_on_problems(failed=result.failed)
+        table.add_row(Text(shown(spec.label)), "-" if nme is None else f"{nme:.2f}", mean_ms)
+    out_console.print(table, markup=False, highlight=False)
+    say(f"drawings, overview.jpg and results.json in {shown(cfg.output)}")
+    skipped = skipped_lines(result.skipped_models) if requested else []
+    exit_on_problems(**{"skipped model": skipped, "failed": result.failed})

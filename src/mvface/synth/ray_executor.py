@@ -51,7 +51,15 @@ def ray_events(
         if address is None:
             ray.init(num_cpus=cfg.workers, include_dashboard=False, log_to_driver=False)
         else:
-            ray.init(address=address, log_to_driver=False)
+            try:
+                ray.init(address=address, log_to_driver=False)
+            except ConnectionError:
+                # Ray's own message names its `--address` flag, not mvface's option
+                raise NotAvailableError(
+                    f"no running Ray cluster found at --ray-address {address!r}: start one with "
+                    "`ray start --head` (then use --ray-address auto), or leave out --ray-address "
+                    "to run a local Ray for this job"
+                ) from None
     try:
 
         @ray.remote(num_cpus=1)
