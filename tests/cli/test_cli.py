@@ -28,7 +28,7 @@ def test_eval_unknown_dataset_is_one_line(tmp_path) -> None:  # type: ignore[no-
         app,
         ["eval", "--dataset", "nope", "--root", str(tmp_path), "--model", "dlib", "--out", "o"],
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a usage error
     assert "unknown dataset 'nope'" in result.output
     assert "Traceback" not in result.output
 
