@@ -7,7 +7,7 @@ measured and how); the table is appended to the repository's ``BENCHMARKS.md`` u
 Usage::
 
     OMP_NUM_THREADS=1 python benchmarks/bench_inference.py                 # every model, 200 calls
-    python benchmarks/bench_inference.py --model mediapipe-68 --model dlib-68 --repeats 50
+    python benchmarks/bench_inference.py --model mediapipe-68 --model dlib --repeats 50
 """
 
 from __future__ import annotations
