@@ -122,8 +122,13 @@ def export_onnx(
 
     The input is ``crops`` ``(batch, 3, S, S)`` normalized, with a dynamic batch; the spatial
     size is fixed to the model's input size. The graph is :func:`onnx_ready`'s rewrite.
+
+    Raises:
+        NotAvailableError: ``model`` has no PyTorch network, or no trained weights
+            (:meth:`TorchLandmarkModel.require_trained`).
     """
     tm = _trainable(model)
+    tm.require_trained("be exported")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     size = tm.config.input_size

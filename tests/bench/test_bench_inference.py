@@ -26,7 +26,7 @@ TINY = {"input_size": 64, "width": 0.25, "head_channels": 8}
 
 def _tiny_mvnet() -> TorchLandmarkModel:
     """A small mvnet whose output depends on its input (random weights everywhere)."""
-    model = create_model("mvnet", seed=0, **TINY)
+    model = create_model("mvnet", seed=0, allow_untrained=True, **TINY)
     assert isinstance(model, TorchLandmarkModel)
     gen = torch.Generator().manual_seed(1)
     with torch.no_grad():
@@ -131,7 +131,7 @@ def test_onnx_runtime_leaves_the_denormal_mode_alone(tmp_path: Path) -> None:
     from mvface.models.mediapipe_mesh import flushes_denormals
 
     assert not flushes_denormals()
-    model = create_model("mvnet", input_size=64)
+    model = create_model("mvnet", input_size=64, allow_untrained=True)
     engine = onnx_engine(model, export_network(model, tmp_path / "d.onnx"), threads=1)
     engine.predict(np.zeros((64, 64, 3), np.uint8), np.array([[8.0, 8.0, 56.0, 56.0]]))
     assert not flushes_denormals()

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from mvface.errors import BadInputError
+from mvface.errors import BadInputError, NotAvailableError
 from mvface.export import export_onnx
 from mvface.models import BoxTransform, create_model, list_models
 from mvface.models._weights import save_weights
@@ -32,8 +32,9 @@ SMALL_IDS = ["v2-regression", "v3-heatmap", "v2-heatmap"]
 
 
 def _model(seed: int = 0, **cfg: Any) -> MvNet:
-    """A seeded model whose zero-initialized last layer is randomized, so outputs vary."""
-    model = create_model("mvnet", seed=seed, **cfg)
+    """A seeded model whose zero-initialized last layer is randomized, so outputs vary (it
+    predicts although untrained)."""
+    model = create_model("mvnet", seed=seed, allow_untrained=True, **cfg)
     assert isinstance(model, MvNet)
     head = model.net.head
     last = head.fc if isinstance(head, RegressionHead) else head.out
@@ -204,11 +205,28 @@ class TestPredict:
         assert model.net.training  # predict restores the mode
 
     def test_points_in_image_pixels(self) -> None:
-        model = create_model("mvnet", seed=0, **SMALL_CONFIGS[0])  # fresh: crop centre
-        boxes = np.array([[10.0, 20.0, 50.0, 60.0], [0.0, 0.0, 99.0, 79.0]])
+        model = create_model("mvnet", seed=0, allow_untrained=True, **SMALL_CONFIGS[0])
+        boxes = np.array([[10.0, 20.0, 50.0, 60.0], [0.0, 0.0, 99.0, 79.0]])  # fresh: centre
         out = model.predict(np.zeros((80, 100, 3), np.uint8), boxes).points
         centres = (boxes[:, :2] + boxes[:, 2:]) / 2
         np.testing.assert_allclose(out[..., :2], np.repeat(centres[:, None], 68, 1), atol=1e-4)
+
+
+class TestUntrained:
+    def test_random_initialization_refuses_to_predict(self) -> None:
+        model = create_model("mvnet", seed=0, **SMALL_CONFIGS[0])
+        assert isinstance(model, MvNet) and not model.trained
+        with pytest.raises(NotAvailableError, match="'mvnet' has no trained weights"):
+            model.predict(np.zeros((80, 100, 3), np.uint8), np.array([[10.0, 20.0, 50.0, 60.0]]))
+        with pytest.raises(NotAvailableError, match="cannot be exported"):
+            export_onnx(model, "never-written.onnx")
+
+    def test_saved_and_loaded_it_is_trained(self, tmp_path: Path) -> None:
+        path = create_model("mvnet", seed=0, **SMALL_CONFIGS[0]).save(tmp_path / "m.safetensors")
+        model = create_model("mvnet", weights=str(path))
+        assert isinstance(model, MvNet) and model.trained
+        image, box = np.zeros((80, 100, 3), np.uint8), np.array([[10.0, 20.0, 50.0, 60.0]])
+        assert model.predict(image, box).points.shape == (1, 68, 3)
 
 
 class TestWeights:

@@ -3,6 +3,7 @@ import pytest
 import torch
 from torch import nn
 
+from mvface.errors import NotAvailableError
 from mvface.models.base import ModelConfig
 from mvface.models.boxes import BoxTransform
 from mvface.models.trainable import (
@@ -69,3 +70,25 @@ def test_predict_maps_crop_points_back_to_image() -> None:
     # box 2 is the crop itself (edges on pixel edges, scale 1); box 1 is twice as large
     np.testing.assert_allclose(out[1], crop_pts, atol=1e-9)
     np.testing.assert_allclose(out[0], (crop_pts + 0.5) * 2 + 10, atol=1e-9)
+
+
+class TestRequireTrained:
+    """A network without trained weights refuses to predict: its points would mean nothing."""
+
+    def test_untrained_refuses_with_one_line(self) -> None:
+        model = _FixedPoints()
+        model.trained = False
+        image, boxes = np.zeros((32, 32, 3), np.uint8), np.array([[0.0, 0.0, 16.0, 16.0]])
+        for call in (model.predict, model.predict_crops):
+            with pytest.raises(NotAvailableError, match="'fixed' has no trained weights") as info:
+                call(image, boxes)
+            assert "\n" not in str(info.value) and "--weights" in str(info.value)
+        with pytest.raises(NotAvailableError, match="cannot be exported"):
+            model.require_trained("be exported")
+
+    def test_allowed_on_purpose_and_trained_by_default(self) -> None:
+        model = _FixedPoints()
+        assert model.trained and not model.allow_untrained  # families that always load weights
+        model.trained, model.allow_untrained = False, True  # e.g. validation during training
+        image, boxes = np.zeros((32, 32, 3), np.uint8), np.array([[0.0, 0.0, 16.0, 16.0]])
+        assert model.predict(image, boxes).points.shape == (1, 68, 2)

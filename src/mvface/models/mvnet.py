@@ -499,6 +499,9 @@ class MvNetModule(nn.Module):
 class MvNet(TorchLandmarkModel):
     """mvnet behind the common landmark interface (``68x3``; see the module docstring).
 
+    A new ``MvNet`` is a random initialization (:attr:`trained` ``False``: it trains, but
+    refuses to predict); :func:`load_mvnet` gives one trained weights.
+
     Args:
         config: architecture and data contract; defaults to :class:`MvNetConfig` ``()``.
         seed: seed for the random initialization (the global RNG state is left untouched);
@@ -513,6 +516,7 @@ class MvNet(TorchLandmarkModel):
     def __init__(self, config: MvNetConfig | None = None, seed: int | None = None) -> None:
         self.mvnet_config = config or MvNetConfig()
         self.config = self.mvnet_config.model_config()
+        self.trained = False
         if seed is None:
             self.net: MvNetModule = MvNetModule(self.mvnet_config)
         else:
@@ -563,17 +567,26 @@ def load_mvnet(path: str | Path) -> MvNet:
             path, f"tensors do not fit the config's architecture ({first[0].strip()})"
         ) from None
     model.net.eval()
+    model.trained = True
     return model
 
 
 @register_model(FAMILY)
-def mvnet(weights: str | Path | None = None, seed: int | None = None, **cfg: Any) -> MvNet:
+def mvnet(
+    weights: str | Path | None = None,
+    seed: int | None = None,
+    allow_untrained: bool = False,
+    **cfg: Any,
+) -> MvNet:
     """mvnet: trainable 68 x 3 landmark network (pure PyTorch).
 
     Args:
         weights: a file written by :meth:`MvNet.save`; the architecture comes from its config.
-            ``None``: a randomly initialized model (training mode) for training.
+            ``None``: a randomly initialized model (training mode) for training, which refuses
+            to predict (:meth:`TorchLandmarkModel.require_trained`).
         seed: seed of the random initialization (only without ``weights``).
+        allow_untrained: let a random initialization predict anyway
+            (:attr:`TorchLandmarkModel.allow_untrained`; speed benchmarks, tests).
         **cfg: :class:`MvNetConfig` fields (``crop`` as a :class:`BoxTransform` or its dict).
             With ``weights`` they may only repeat the file's values.
 
@@ -583,7 +596,9 @@ def mvnet(weights: str | Path | None = None, seed: int | None = None, **cfg: Any
         BadInputError: unreadable or mismatching weights file.
     """
     if weights is None:
-        return MvNet(MvNetConfig.from_dict(cfg), seed=seed)
+        model = MvNet(MvNetConfig.from_dict(cfg), seed=seed)
+        model.allow_untrained = allow_untrained
+        return model
     if seed is not None:
         raise ValueError("mvnet: seed only applies to random initialization, not with weights")
     model = load_mvnet(weights)

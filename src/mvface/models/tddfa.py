@@ -603,7 +603,9 @@ def load_tddfa_v2(
         except RuntimeError as exc:
             raise BadInputError(path, f"weights do not fit MobileNet-V1 x0.5 ({exc})") from None
     net = TDDFANet(basis, backbone).to(device)
-    return TDDFAV2(net, model_config)
+    model = TDDFAV2(net, model_config)
+    model.trained = pretrained  # a random MobileNet refuses to predict (TorchLandmarkModel)
+    return model
 
 
 @register_model("3ddfa-v2")

@@ -16,12 +16,14 @@ import abc
 import contextlib
 import functools
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
 import torch
 from torch import nn
 
+from mvface.errors import NotAvailableError
 from mvface.models.base import LandmarkModel, Landmarks
 
 
@@ -118,10 +120,20 @@ class TorchLandmarkModel(LandmarkModel):
 
     Subclasses set ``self.config`` and ``self.net`` and implement :meth:`forward_points`;
     they may override :meth:`crop_angles` (rotated crops) or :meth:`_predict` (multi-pass
-    crops such as re-cropping from a first estimate).
+    crops such as re-cropping from a first estimate). A family built without trained weights
+    (a random initialization) sets :attr:`trained` to ``False``: such a model refuses to
+    predict until it is trained or given weights (:meth:`require_trained`).
     """
 
     net: nn.Module
+
+    #: Whether ``net`` holds trained weights. ``False`` for a random initialization: its points
+    #: mean nothing, so :meth:`predict` refuses to give them.
+    trained: bool = True
+
+    #: Predict even when not :attr:`trained`: set by code that uses an untrained network on
+    #: purpose (validation of the network being trained, speed benchmarks).
+    allow_untrained: bool = False
 
     #: Threads one network call should use: ``None`` = the caller's setting; 1 for families
     #: whose ``predict`` spreads faces over threads itself (small networks split badly).
@@ -150,6 +162,33 @@ class TorchLandmarkModel(LandmarkModel):
         x -= np.asarray(self.config.mean, np.float32)[:, None, None]
         x /= np.asarray(self.config.std, np.float32)[:, None, None]
         return torch.from_numpy(x).to(self.device)
+
+    def require_trained(self, action: str = "predict") -> None:
+        """Refuse to ``action`` with an untrained network (unless :attr:`allow_untrained`).
+
+        Raises:
+            NotAvailableError: one line saying the model has no trained weights and how to
+                give them.
+        """
+        if self.trained or self.allow_untrained:
+            return
+        name = self.config.name
+        raise NotAvailableError(
+            f"model {name!r} has no trained weights (a random initialization) and cannot "
+            f"{action}; give them with --weights FILE (create_model({name!r}, weights=FILE)), "
+            f"e.g. a model.safetensors written by 'mvface train' or 'mvface finetune'"
+        )
+
+    def predict_crops(
+        self, images: np.ndarray | Sequence[np.ndarray], crop_boxes: np.ndarray | Sequence[Any]
+    ) -> Landmarks:
+        """As :meth:`LandmarkModel.predict_crops` (and so :meth:`predict`), for a trained network.
+
+        Raises:
+            NotAvailableError: the network has no trained weights (:meth:`require_trained`).
+        """
+        self.require_trained()
+        return super().predict_crops(images, crop_boxes)
 
     def crop_angles(
         self, images: Sequence[np.ndarray], crop_boxes: np.ndarray
