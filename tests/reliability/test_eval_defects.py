@@ -309,7 +309,7 @@ def _aflw_protocol(root: Path) -> Path:
 
 @pytest.mark.parametrize(
     ("yaw_file", "bad_row", "needle"),
-    [("AFLW2000-3D.pose.npy", 3, "yaw"), ("AFLW2000-3D-new.pose.npy", 2, "not an angle")],
+    [("AFLW2000-3D.pose.npy", 3, "yaw"), ("AFLW2000-3D-new.pose.npy", 2, "absurd")],
 )
 def test_eval_aflw_protocol_files_skip_bad_rows_naming_file_and_row(
     tmp_path: Path, yaw_file: str, bad_row: int, needle: str
@@ -512,3 +512,19 @@ def test_a_bad_face_raises_naming_its_file_in_single_file_entry_points(tmp_path:
 
     with pytest.raises(BadInputError, match=r"out\.pts: landmark coordinate 1e\+300 is absurd"):
         write_pts(tmp_path / "out.pts", np.where(np.arange(68)[:, None] == 0, 1e300, FACE))
+
+
+def test_wrapped_fitted_poses_are_kept_and_binned_like_3ddfa(tmp_path: Path) -> None:
+    """AFLW2000-3D's own fits hold poses beyond one turn (pitch -12.5 rad, yaw 188 degrees):
+    not absurd, binned as 3DDFA does (``|yaw| > 60``), never skipped."""
+    images = tmp_path / "aflw" / "images"
+    aflw_mat(
+        images / "image03123.mat", Pose_Para=np.array([[-12.457, -6.130, -16.969, 0, 0, 0, 1]])
+    )
+    aflw_mat(images / "image04157.mat", Pose_Para=np.array([[15.599, 3.2775, -16.592, 0, 0, 0, 1]]))
+    ds = read_dataset("aflw2000-3d", tmp_path / "aflw")
+    assert len(ds) == 2 and ds.skipped == []
+    cfg = EvalConfig("aflw2000-3d", tmp_path / "aflw", "box")
+    report = evaluate(cfg, model=BoxModel(), progress=False)  # type: ignore[arg-type]
+    assert report.extras["skipped"] == []
+    assert report.result.bin_counts == {"0-30": 0, "30-60": 0, "60-90": 2}  # -351 and 188 deg

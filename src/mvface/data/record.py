@@ -33,7 +33,7 @@ class FaceSample:
         BadInputError: ``"<annotation file>: <problem>"`` for landmarks that are not a finite
             ``(68, 2|3)`` array, hold an absurd coordinate or have no size
             (:func:`check_face_points`), a box without area, a pose that is not 3 finite
-            angles within one turn, or a visibility of the wrong length.
+            angles within :data:`MAX_ANGLE`, or a visibility of the wrong length.
     """
 
     image: Path | np.ndarray
@@ -61,10 +61,8 @@ class FaceSample:
             pose = np.asarray(self.pose, dtype=np.float64).reshape(-1)
             if pose.shape != (3,) or not np.all(np.isfinite(pose)):
                 raise BadInputError(source, "pose must be 3 finite angles (pitch, yaw, roll)")
-            if np.abs(pose).max() > 2 * np.pi:
-                raise BadInputError(
-                    source, f"pose {pose.tolist()} is beyond one turn (radians expected)"
-                )
+            if np.abs(pose).max() > MAX_ANGLE:
+                raise BadInputError(source, f"pose {pose.tolist()} is absurd (beyond ten turns)")
             self.pose = pose
         if self.visibility is not None:
             vis = np.asarray(self.visibility).reshape(-1).astype(bool)
@@ -94,6 +92,11 @@ class FaceSample:
 #: (occluded or cut-off parts of a face), but no image is a million pixels wide: a value beyond
 #: this is a corrupt annotation (and ``1e300`` would overflow every normalizer to infinity).
 MAX_COORDINATE = 1e6
+
+#: Largest absolute pose angle accepted, in radians: ten turns. Fitted poses do wrap beyond one
+#: turn (AFLW2000-3D has pitches of -12.5 rad and yaws of -351 degrees, which its protocol
+#: bins as it finds them), so only values no fit produces are refused.
+MAX_ANGLE = 20 * np.pi
 
 
 def validate_landmarks(points: Any, source: str | Path) -> np.ndarray:
