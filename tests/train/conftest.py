@@ -92,6 +92,7 @@ def tiny_finetune_overrides(real: Path, synthetic: Path, out: Path, steps: int =
         "data.views_per_identity=4",
         "loss.num_source_views=2",
         "optim.lr=0.003",
+        "optim.warmup_steps=0",
         "optim.schedule=constant",
         "train.mode=finetune",
         f"train.steps={steps}",

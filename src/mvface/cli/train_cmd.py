@@ -7,8 +7,10 @@ Both take an optional YAML recipe (``--config``), a few shortcut options, and an
         --weights base.safetensors --out runs/mvnet-plus \\
         train.val_root=../shared/data/aflw2000_3d_dev
 
-A bad config (unknown key, wrong type) is a usage error (exit 2); bad data or an unsafe
-checkpoint exit 1 with one line.
+A bad config (unknown key, wrong type) or a model that is not trainable is a usage error
+(exit 2); bad data, an unsafe checkpoint, or a run folder that holds a previous run (without
+``--resume`` or ``--overwrite``) exit 1 with one line; an accelerator or device count absent
+here exits 3.
 """
 
 from __future__ import annotations
@@ -49,6 +51,14 @@ StepsOpt = Annotated[int | None, typer.Option(min=1, help="Optimizer steps (trai
 SeedOpt = Annotated[int | None, typer.Option(help="Seed of model init and data (train.seed).")]
 ResumeOpt = Annotated[
     bool, typer.Option("--resume", help="Continue from the last checkpoint of the run folder.")
+]
+OverwriteOpt = Annotated[
+    bool,
+    typer.Option(
+        "--overwrite",
+        help="Start afresh in a run folder holding a previous run, deleting that run's "
+        "checkpoints, weights, config and logs first.",
+    ),
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 
@@ -117,6 +127,7 @@ def _start(
     overrides: list[str] | None,
     shortcuts: list[str],
     resume: bool,
+    overwrite: bool = False,
 ) -> None:
     try:
         cfg = build_config(mode, config, overrides or [], shortcuts, resume)
@@ -126,7 +137,7 @@ def _start(
     from mvface.train.trainer import run
 
     try:
-        result = run(cfg)
+        result = run(cfg, overwrite=overwrite)
     except ConfigError as exc:
         raise fail(str(exc), EXIT_USAGE) from None
     _report(result, cfg)
@@ -144,11 +155,12 @@ def train_command(
     steps: StepsOpt = None,
     seed: SeedOpt = None,
     resume: ResumeOpt = False,
+    overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Train a landmark detector on real data (L1 on the annotated points)."""
     shortcuts = _shortcuts(data, data_format, model, weights, out, steps, seed, quiet)
-    _start("train", config, overrides, shortcuts, resume)
+    _start("train", config, overrides, shortcuts, resume, overwrite)
 
 
 @handle_errors
@@ -167,13 +179,18 @@ def finetune_command(
     steps: StepsOpt = None,
     seed: SeedOpt = None,
     resume: ResumeOpt = False,
+    overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Fine-tune a detector with the multiview-consistency plug-in on a synthetic set."""
+    """Fine-tune a detector with the multiview-consistency plug-in on a synthetic set.
+
+    Unset ``optim.lr`` and ``optim.warmup_steps`` take fine-tuning values (1e-4 after 50
+    warm-up steps), which keep a trained network's accuracy from the first step.
+    """
     shortcuts = _shortcuts(data, data_format, model, weights, out, steps, seed, quiet)
     if synthetic is not None:
         shortcuts.append(f"data.synthetic={synthetic}")
-    _start("finetune", config, overrides, shortcuts, resume)
+    _start("finetune", config, overrides, shortcuts, resume, overwrite)
 
 
 __all__ = ["build_config", "finetune_command", "train_command"]

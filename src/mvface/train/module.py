@@ -294,8 +294,12 @@ class LandmarkTrainingModule(pl.LightningModule):
         return losses["loss"]
 
     def configure_optimizers(self) -> Any:
-        """The optimizer of ``optim`` and a per-step warm-up + cosine/constant schedule."""
-        o = self.config.optim
+        """The optimizer of ``optim`` and a per-step warm-up + cosine/constant schedule.
+
+        Unset ``lr`` and ``warmup_steps`` take the mode's defaults (:meth:`OptimSection.for_mode`).
+        """
+        o = self.config.optim.for_mode(self.config.train.mode)
+        assert o.lr is not None and o.warmup_steps is not None
         params = [p for p in self.net.parameters() if p.requires_grad]
         optimizer: torch.optim.Optimizer
         if o.optimizer == "adamw":

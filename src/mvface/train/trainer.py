@@ -38,6 +38,7 @@ import logging
 import os
 import pickle
 import re
+import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import (
     Callback,
     EarlyStopping,
@@ -58,7 +60,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
 from mvface import __version__
 from mvface._io import atomic_path
-from mvface.errors import BadInputError
+from mvface.errors import BadInputError, NotAvailableError
 from mvface.models import create_model
 from mvface.models._weights import load_weights, save_weights
 from mvface.models.trainable import TorchLandmarkModel
@@ -338,20 +340,158 @@ def build_teacher(section: TeacherSection) -> TorchLandmarkModel | None:
     return build_model(ModelSection(section.name, section.weights, dict(section.options)))
 
 
-def _resume_checkpoint(config: TrainConfig, folder: Path) -> Path | None:
-    """The checkpoint to resume from, or ``None`` for a fresh run (see ``train.resume``)."""
+#: What a run writes into its folder: a folder holding any of them holds a previous run.
+RUN_FILES = (CONFIG_FILE, EXPORT_FILE, BEST_FILE)
+RUN_FOLDERS = (CHECKPOINT_DIR, "logs", "tb")
+
+
+def previous_run(out: str | Path) -> list[str]:
+    """A previous run's files and (non-empty) folders in ``out``, e.g. ``["config.yaml",
+    "logs/"]``; empty when there are none (other files do not count)."""
+    out = Path(out)
+    found = [name for name in RUN_FILES if (out / name).is_file()]
+    for name in RUN_FOLDERS:
+        folder = out / name
+        if folder.is_dir() and any(folder.iterdir()):
+            found.append(f"{name}/")
+    return found
+
+
+def remove_previous_run(out: str | Path) -> None:
+    """Delete a previous run's files and folders (:func:`previous_run`) from ``out``; other
+    files stay."""
+    out = Path(out)
+    for name in RUN_FILES:
+        (out / name).unlink(missing_ok=True)
+    for name in RUN_FOLDERS:
+        if (out / name).is_dir():
+            shutil.rmtree(out / name)
+
+
+def launched_as_rank_zero() -> bool:
+    """Whether this process is the first of its job, as its launcher says (``torchrun``,
+    SLURM and Lightning's own DDP processes set these variables; a plain start is rank 0).
+
+    Only that process judges the run folder: the others may start after it wrote there.
+    """
+    for var in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
+        if (os.environ.get(var) or "0").strip() != "0":
+            return False
+    return True
+
+
+def _resume_checkpoint(config: TrainConfig, out: Path, overwrite: bool = False) -> Path | None:
+    """The checkpoint to resume from, or ``None`` for a fresh run (see ``train.resume``).
+
+    A fresh run refuses a folder holding a previous run (its weights, config and checkpoints
+    would be overwritten or mixed with the new ones) unless ``overwrite``.
+
+    Raises:
+        BadInputError: ``out`` holds a previous run and ``overwrite`` is not set; or resuming
+            finds a finished run (``model.safetensors``) but no checkpoint to resume from.
+        ConfigError: ``overwrite`` together with ``train.resume``.
+    """
     resume = config.train.resume.strip()
-    existing = list_checkpoints(folder)
-    if not resume:
-        if existing:
-            raise ConfigError(
-                f"{folder.parent} already holds checkpoints of a run (latest {existing[-1].name});"
-                f" continue it with --resume (train.resume=last) or choose another train.out"
-            )
-        return None
+    existing = list_checkpoints(out / CHECKPOINT_DIR)
+    if overwrite and resume:
+        raise ConfigError(
+            "--overwrite (start afresh) contradicts --resume / train.resume (continue): "
+            "give one of them"
+        )
+    judge = launched_as_rank_zero()
     if resume == "last":
-        return existing[-1] if existing else None
-    return Path(resume)
+        if existing:
+            return existing[-1]
+        if judge and (out / EXPORT_FILE).is_file():
+            raise BadInputError(
+                out,
+                f"holds a finished run ({EXPORT_FILE}) and no checkpoint to resume from; "
+                f"replace it with --overwrite or choose another --out",
+            )
+        return None  # nothing saved yet (a run killed early): start afresh
+    if resume:
+        return Path(resume)
+    found = previous_run(out) if judge else []
+    if found and not overwrite:
+        latest = f", latest checkpoint {existing[-1].name}" if existing else ""
+        raise BadInputError(
+            out,
+            f"holds a previous run ({', '.join(found)}{latest}); continue it with --resume, "
+            f"replace it with --overwrite, or choose another --out",
+        )
+    return None
+
+
+def check_hardware(accelerator: str, devices: str) -> None:
+    """Refuse an accelerator or a device count this machine does not have, before Lightning
+    starts (whose own refusal is a long traceback).
+
+    Args:
+        accelerator: ``train.accelerator`` (``"gpu"``/``"cuda"`` and ``"mps"`` are checked).
+        devices: ``train.devices``: ``"auto"``, ``"-1"`` (all), a count or a list of indices
+            (``"0,1"``, ``"[0, 1]"``).
+
+    Raises:
+        NotAvailableError: no such device here, or fewer than asked for.
+    """
+    kind = accelerator.strip().lower()
+    if kind == "mps" or (kind == "gpu" and not torch.cuda.is_available()):
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return  # Lightning's "gpu" is Apple's GPU here; one device
+        if kind == "mps":
+            raise NotAvailableError(
+                "train.accelerator=mps: no Apple GPU (MPS) is available here; "
+                "use train.accelerator=cpu (or auto)"
+            )
+    if kind not in ("gpu", "cuda"):
+        return
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0:
+        raise NotAvailableError(
+            f"train.accelerator={accelerator}: no CUDA GPU is visible here "
+            f"(torch.cuda.is_available() is False); run where there is one, or use "
+            f"train.accelerator=cpu (or auto)"
+        )
+    text = devices.strip().strip("[]").strip()
+    if text in ("auto", "-1", ""):
+        return
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not all(p.lstrip("-").isdigit() for p in parts):
+        return  # not a count or indices: Lightning judges it
+    if len(parts) == 1 and "," not in devices:
+        wanted = int(parts[0])
+        if wanted > count:
+            raise NotAvailableError(
+                f"train.devices={devices} asks for {wanted} CUDA GPUs but {count} "
+                f"{'is' if count == 1 else 'are'} visible here; lower train.devices"
+            )
+        return
+    missing = [int(p) for p in parts if not 0 <= int(p) < count]
+    if missing:
+        raise NotAvailableError(
+            f"train.devices={devices} names GPU {missing[0]} but only indices 0-{count - 1} "
+            f"are visible here"
+        )
+
+
+def _trainer(**kwargs: Any) -> pl.Trainer:
+    """``pl.Trainer(**kwargs)``, its refusals of the hardware settings as one line.
+
+    Raises:
+        NotAvailableError: an accelerator whose backend or package is absent here.
+        ConfigError: an invalid accelerator, strategy, precision or devices value.
+    """
+    try:
+        return pl.Trainer(**kwargs)
+    except (MisconfigurationException, ImportError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise NotAvailableError(
+            f"train.accelerator={kwargs.get('accelerator')}: not available here ({first})"
+        ) from None
+    except (ValueError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"train settings refused by Lightning: {first}") from None
 
 
 def _check_resumable(config: TrainConfig, path: Path) -> int:
@@ -382,31 +522,41 @@ def _loggers(out: Path) -> list[Logger]:
     return loggers
 
 
-def run(config: TrainConfig, callbacks: Sequence[Callback] = ()) -> TrainResult:
+def run(
+    config: TrainConfig, callbacks: Sequence[Callback] = (), overwrite: bool = False
+) -> TrainResult:
     """Train or fine-tune as ``config`` says; see the module docstring for the run folder.
 
     Args:
-        config: the recipe (``train.mode`` picks train or finetune).
+        config: the recipe (``train.mode`` picks train or finetune); unset values take their
+            mode's defaults (:meth:`TrainConfig.resolved`), saved as such.
         callbacks: extra Lightning callbacks (e.g. to record losses in tests).
+        overwrite: start afresh in a folder holding a previous run, deleting that run's
+            files (:func:`previous_run`) first; without it such a folder is refused.
 
     Returns:
         A :class:`TrainResult`.
 
     Raises:
         ConfigError: invalid or contradictory settings (including resuming with a different
-            recipe, or starting fresh where checkpoints exist).
-        BadInputError: unreadable data, or a checkpoint that is not a safe mvface checkpoint.
+            recipe).
+        BadInputError: unreadable data, a checkpoint that is not a safe mvface checkpoint, or
+            a fresh start in a folder holding a previous run (without ``overwrite``).
+        NotAvailableError: the accelerator or devices asked for are absent here.
     """
     config.check()
+    config = config.resolved()
     t = config.train
+    check_hardware(t.accelerator, t.devices)
     out = Path(t.out)
     ckpt_dir = out / CHECKPOINT_DIR
-    resume_from = _resume_checkpoint(config, ckpt_dir)
+    resume_from = _resume_checkpoint(config, out, overwrite)
     if resume_from is not None:
         _check_resumable(config, resume_from)
 
     pl.seed_everything(t.seed, workers=True, verbose=False)
     model = build_model(config.model)
+    model.allow_untrained = True  # validation predicts with the network being trained
     teacher = build_teacher(config.teacher)
     module = LandmarkTrainingModule(model, config, teacher)
     data = TrainingData(config, CropSpec(model.config.input_size, model.config.crop))
@@ -443,12 +593,12 @@ def run(config: TrainConfig, callbacks: Sequence[Callback] = ()) -> TrainResult:
     loggers = _loggers(out)
     cbs.append(LearningRateMonitor(logging_interval="step"))
 
-    trainer = pl.Trainer(
+    trainer = _trainer(
         accelerator=t.accelerator,
         devices=_devices(t.devices),
         num_nodes=t.num_nodes,
         strategy=t.strategy,
-        precision=t.precision,  # type: ignore[arg-type]  # Lightning validates the string
+        precision=t.precision,  # Lightning validates the string (see _trainer)
         max_steps=t.steps,
         max_epochs=-1,
         val_check_interval=t.val_every if validating else None,
@@ -468,6 +618,8 @@ def run(config: TrainConfig, callbacks: Sequence[Callback] = ()) -> TrainResult:
         use_distributed_sampler=False,
     )
     if trainer.is_global_zero:
+        if overwrite:
+            remove_previous_run(out)
         config.save(out / CONFIG_FILE)
         for stale in ckpt_dir.glob(".step=*.tmp*"):  # half-written by a killed job
             stale.unlink(missing_ok=True)
