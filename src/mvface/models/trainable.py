@@ -175,8 +175,9 @@ class TorchLandmarkModel(LandmarkModel):
         name = self.config.name
         raise NotAvailableError(
             f"model {name!r} has no trained weights (a random initialization) and cannot "
-            f"{action}; give them with --weights FILE (create_model({name!r}, weights=FILE)), "
-            f"e.g. a model.safetensors written by 'mvface train' or 'mvface finetune'"
+            f"{action}; give it trained weights with --model {name}:FILE or --weights FILE "
+            f"(create_model({name!r}, weights=FILE) in Python), e.g. the model.safetensors "
+            f"written by 'mvface train' or 'mvface finetune'"
         )
 
     def predict_crops(
