@@ -147,9 +147,10 @@ def detector_names() -> list[str]:
     return ["auto", *list_face_detectors()]
 
 
-def detectors_help(prefix: str = "Face detector") -> str:
-    """``--detector`` help naming every registered face detector."""
-    return f"{prefix}: {', '.join(detector_names())}."
+def detectors_help(prefix: str = "Face detector", with_auto: bool = True) -> str:
+    """``--detector`` help naming every registered face detector (and ``auto``)."""
+    names = detector_names() if with_auto else detector_names()[1:]
+    return f"{prefix}: {', '.join(names)}."
 
 
 def handle_errors(fn: F) -> F:

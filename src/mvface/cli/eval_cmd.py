@@ -9,9 +9,16 @@ import typer
 from rich.console import Console
 
 from mvface._io import atomic_write_text
-from mvface.cli._common import check_choice, console, exit_on_problems, handle_errors
+from mvface.cli._common import (
+    check_choice,
+    console,
+    detectors_help,
+    exit_on_problems,
+    handle_errors,
+)
 from mvface.cli._model_option import MODEL_HELP, check_model_spec, model_spec
 from mvface.data.readers.aflw2000_3d import PROTOCOL_FILES
+from mvface.detection import list_face_detectors
 from mvface.eval.report import format_table, json_text, write_report
 from mvface.eval.runner import DATASETS, EvalConfig, evaluate
 
@@ -41,7 +48,13 @@ def eval_command(
             callback=check_choice("crop", lambda: _CROPS),
         ),
     ] = "gt",
-    detector: Annotated[str, typer.Option(help="Face detector for --crop detector.")] = "dlib-hog",
+    detector: Annotated[
+        str,
+        typer.Option(
+            help=detectors_help("Face detector for --crop detector", with_auto=False),
+            callback=check_choice("face detector", list_face_detectors),
+        ),
+    ] = "dlib-hog",
     ground_truth: Annotated[
         str,
         typer.Option(
