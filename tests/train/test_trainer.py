@@ -9,11 +9,18 @@ import pytest
 import torch
 
 from _shared import SHARED, requires_shared
-from mvface.errors import BadInputError
+from mvface.errors import BadInputError, NotAvailableError
 from mvface.models import create_model
 from mvface.models._weights import load_weights
 from mvface.train.config import ConfigError, TrainConfig
-from mvface.train.trainer import SafeCheckpointIO, export_checkpoint, read_checkpoint, run
+from mvface.train.trainer import (
+    SafeCheckpointIO,
+    _trainer,
+    check_hardware,
+    export_checkpoint,
+    read_checkpoint,
+    run,
+)
 
 
 class LossRecorder(pl.Callback):
@@ -231,3 +238,43 @@ def test_train_on_300w_validates_on_the_aflw2000_dev_half(
     result = run(cfg)
     assert result.best_step == 2 and result.best_score is not None
     assert 0 < result.best_score < 1000  # percent NME, balanced over the yaw bins
+
+
+class TestHardware:
+    """Devices asked for but absent are refused in one line before Lightning starts."""
+
+    @pytest.fixture
+    def one_gpu(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+
+    def test_cpu_and_auto_are_never_refused(self) -> None:
+        check_hardware("cpu", "8")
+        check_hardware("auto", "auto")
+
+    def test_no_gpu(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+        monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+        for kind in ("gpu", "cuda"):
+            with pytest.raises(NotAvailableError, match="no CUDA GPU is visible"):
+                check_hardware(kind, "1")
+        with pytest.raises(NotAvailableError, match="no Apple GPU"):
+            check_hardware("mps", "1")
+
+    @pytest.mark.usefixtures("one_gpu")
+    def test_counts_and_indices(self) -> None:
+        for fine in ("auto", "-1", "1", "0", "[0]"):
+            check_hardware("gpu", fine)
+        with pytest.raises(NotAvailableError, match="asks for 2 CUDA GPUs but 1 is visible"):
+            check_hardware("gpu", "2")
+        with pytest.raises(NotAvailableError, match="names GPU 1 but only indices 0-0"):
+            check_hardware("cuda", "0,1")
+
+    def test_lightning_refusals_are_one_line(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+        monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+        with pytest.raises(NotAvailableError, match="not available here") as absent:
+            _trainer(accelerator="gpu", logger=False)  # not checked first: Lightning refuses
+        with pytest.raises(ConfigError, match="precision") as invalid:
+            _trainer(accelerator="cpu", precision="nope", logger=False)
+        assert "\n" not in str(absent.value) + str(invalid.value)

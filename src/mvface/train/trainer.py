@@ -484,13 +484,16 @@ def _trainer(**kwargs: Any) -> pl.Trainer:
     """
     try:
         return pl.Trainer(**kwargs)
-    except (MisconfigurationException, ImportError) as exc:
+    except (MisconfigurationException, ImportError, ValueError, TypeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise NotAvailableError(
-            f"train.accelerator={kwargs.get('accelerator')}: not available here ({first})"
-        ) from None
-    except (ValueError, TypeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        absent = isinstance(exc, ImportError) or any(
+            words in first.lower()
+            for words in ("not available", "no supported", "can not run", "cannot run")
+        )
+        if absent:  # e.g. "No supported gpu backend found!", a missing torch_xla
+            raise NotAvailableError(
+                f"train.accelerator={kwargs.get('accelerator')}: not available here ({first})"
+            ) from None
         raise ConfigError(f"train settings refused by Lightning: {first}") from None
 
 
