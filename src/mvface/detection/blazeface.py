@@ -1,5 +1,6 @@
 """MediaPipe BlazeFace as mvface face detectors (``blazeface-short``, ``blazeface-full``,
-``blazeface``).
+``blazeface-single-scale``; the multi-scale default ``blazeface`` is in
+:mod:`mvface.detection.multiscale`).
 
 Outputs (:class:`BlazeFaceDetections`) are in image pixels, 0-based with pixel centres at
 integers (mvface's convention); keypoints in :data:`~mvface.detection.blazeface_decode.
@@ -14,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,29 +92,46 @@ class BlazeFaceDetector(FaceDetector):
         Raises:
             BadInputError: ``image`` is not an ``(H, W, 3)`` uint8 array.
         """
+        return self.detect_raw_batch([image])[0]
+
+    def detect_raw_batch(self, images: Sequence[np.ndarray]) -> list[BlazeFaceDetections]:
+        """:meth:`detect_raw` of several images (any sizes) in one network call.
+
+        Raises:
+            BadInputError: an image is not an ``(H, W, 3)`` uint8 array.
+        """
+        if not images:
+            return []
         config = self.config
-        pixels, box = letterbox(image, config.input_size)
+        boxed = [letterbox(image, config.input_size) for image in images]
+        pixels = torch.from_numpy(np.stack([p for p, _ in boxed]))
         mean = torch.tensor(config.mean).view(1, 3, 1, 1)
         std = torch.tensor(config.std).view(1, 3, 1, 1)
-        x = (torch.from_numpy(pixels).permute(2, 0, 1)[None].float() - mean) / std
+        x = (pixels.permute(0, 3, 1, 2).float() - mean) / std
         with torch.inference_mode():
-            decoded = self.net.decode(*self.net(x))
-        boxes, keypoints, scores = (t[0].numpy() for t in decoded)
-        keep = (
-            (scores >= self.min_score) & (boxes[:, 2] >= boxes[:, 0]) & (boxes[:, 3] >= boxes[:, 1])
-        )
-        kept_boxes, kept_scores, kept_points = non_max_suppression(
-            boxes[keep],
-            scores[keep],
-            keypoints[keep],
-            config.min_suppression_threshold,
-            self.weighted_nms,
-        )
-        return BlazeFaceDetections(
-            boxes=box.boxes_to_image(kept_boxes),
-            scores=kept_scores,
-            keypoints=box.to_image(kept_points),
-        )
+            decoded = [t.numpy() for t in self.net.decode(*self.net(x))]
+        found = []
+        for (_, box), boxes, keypoints, scores in zip(boxed, *decoded, strict=True):
+            keep = (
+                (scores >= self.min_score)
+                & (boxes[:, 2] >= boxes[:, 0])
+                & (boxes[:, 3] >= boxes[:, 1])
+            )
+            kept_boxes, kept_scores, kept_points = non_max_suppression(
+                boxes[keep],
+                scores[keep],
+                keypoints[keep],
+                config.min_suppression_threshold,
+                self.weighted_nms,
+            )
+            found.append(
+                BlazeFaceDetections(
+                    boxes=box.boxes_to_image(kept_boxes),
+                    scores=kept_scores,
+                    keypoints=box.to_image(kept_points),
+                )
+            )
+        return found
 
     def detect(self, image: np.ndarray) -> BlazeFaceDetections:
         """Canonical face boxes (see :data:`CANONICAL_TRANSFORMS`), scores and keypoints."""
@@ -124,6 +143,8 @@ class BlazeFaceDetector(FaceDetector):
 
 register_face_detector("blazeface-short", lambda: BlazeFaceDetector("short"))
 register_face_detector("blazeface-full", lambda: BlazeFaceDetector("full"))
+#: The default before multi-scale search: one whole-image pass of each model.
 register_face_detector(
-    "blazeface", lambda: CombinedDetector([BlazeFaceDetector("short"), BlazeFaceDetector("full")])
+    "blazeface-single-scale",
+    lambda: CombinedDetector([BlazeFaceDetector("short"), BlazeFaceDetector("full")]),
 )

@@ -64,8 +64,8 @@ class CombinedDetector(FaceDetector):
     """Several detectors on one image, their canonical boxes merged.
 
     A box overlapping (IoU > ``iou``) a higher-scored box already kept is dropped. Used by
-    ``"blazeface"``: the short-range model finds large faces (any pose), the full-range model
-    small ones.
+    ``"blazeface-single-scale"``: the short-range model finds large faces (any pose), the
+    full-range model small ones.
     """
 
     to_canonical = BoxTransform()  # members map their own boxes
