@@ -37,8 +37,8 @@ demo: setup
 	    --output $(OUT)/demo-samples; fi
 
 lint:
-	$(VENV)/bin/ruff check src tests benchmarks scripts
-	$(VENV)/bin/ruff format --check src tests benchmarks scripts
+	$(VENV)/bin/ruff check src tests benchmarks scripts tools
+	$(VENV)/bin/ruff format --check src tests benchmarks scripts tools
 
 typecheck:
 	$(VENV)/bin/mypy
