@@ -118,3 +118,20 @@ class TestCheck:
         a = TrainConfig()
         b = a.with_overrides(["optim.lr=0.5", "train.steps=7"])
         assert a.changed_keys(b) == ["optim.lr", "train.steps"]
+
+
+class TestModeDefaults:
+    """Unset ``optim.lr`` / ``optim.warmup_steps`` take the mode's values; set ones win."""
+
+    def test_finetune_takes_fine_tuning_steps_and_train_keeps_its_own(self) -> None:
+        finetune = TrainConfig().with_overrides(["train.mode=finetune"]).resolved().optim
+        assert (finetune.lr, finetune.warmup_steps) == (1e-4, 50)
+        train = TrainConfig().resolved().optim
+        assert (train.lr, train.warmup_steps) == (1e-3, 0)
+
+    def test_explicit_values_win_and_the_saved_config_is_resolved(self, tmp_path: Path) -> None:
+        cfg = TrainConfig().with_overrides(["train.mode=finetune", "optim.lr=3e-5"])
+        assert cfg.resolved().optim.lr == 3e-5 and cfg.resolved().optim.warmup_steps == 50
+        saved = TrainConfig.load(cfg.resolved().save(tmp_path / "c.yaml"))
+        assert saved.optim.lr == 3e-5 and saved.optim.warmup_steps == 50
+        assert saved.resolved() == saved
