@@ -18,6 +18,7 @@ from mvface.geometry import (
     cam2world_to_extrinsics,
     camera_centers,
     camera_to_eg3d_label,
+    camera_yaw_pitch,
     check_finite,
     check_shape,
     eg3d_intrinsics,
@@ -67,8 +68,9 @@ class TestPublicApi:
     def test_all_is_the_surface(self) -> None:
         expected = {
             "EG3D_CENTER", "EG3D_FOCAL", "EG3D_LABEL_SIZE", "Triangulation", "apply_similarity",
-            "cam2world_to_extrinsics", "camera_centers", "camera_to_eg3d_label", "check_finite",
-            "check_shape", "eg3d_intrinsics", "eg3d_label_to_camera", "euler_to_rotation",
+            "cam2world_to_extrinsics", "camera_centers", "camera_to_eg3d_label", "camera_yaw_pitch",
+            "check_finite", "check_shape", "eg3d_intrinsics", "eg3d_label_to_camera",
+            "euler_to_rotation",
             "extrinsics_to_cam2world", "intrinsics_matrix", "look_at",
             "normalized_to_pixel_intrinsics", "pixel_to_normalized_intrinsics", "project_points",
             "project_points_with_depth", "projection_matrix", "reproject", "rotation_angle",
@@ -306,6 +308,34 @@ class TestCameraCenters:
     def test_batch_broadcast(self) -> None:
         centers = camera_centers(torch.eye(3), torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 1.0]]))
         torch.testing.assert_close(centers, torch.tensor([[-1.0, -2.0, -3.0], [0.0, 0.0, -1.0]]))
+
+
+class TestCameraYawPitch:
+    def test_smoke_axes(self, dtype: torch.dtype) -> None:
+        """+z is frontal, +x is yaw +90°, above the head is pitch +90° (the rig's convention)."""
+        eyes = torch.tensor([[0, 0, 2.7], [2.7, 0, 0], [-2.7, 0, 0], [0, 2.7, 0.1]], dtype=dtype)
+        up = torch.tensor([0.0, 1.0, 0.0], dtype=dtype)
+        c2w = look_at(eyes, torch.zeros(3, dtype=dtype), torch.stack([up, up, up, up.roll(1)]))
+        yaw, pitch = camera_yaw_pitch(c2w).rad2deg().unbind(-1)
+        torch.testing.assert_close(yaw[:3], torch.tensor([0.0, 90.0, -90.0], dtype=dtype))
+        torch.testing.assert_close(pitch[:3], torch.zeros(3, dtype=dtype))
+        assert float(pitch[3]) == pytest.approx(90.0, abs=3.0)
+
+    def test_round_trip_of_spherical_positions(self) -> None:
+        yaw = torch.linspace(-1.2, 1.2, 7, dtype=torch.float64)
+        pitch = torch.linspace(-0.5, 0.6, 7, dtype=torch.float64)
+        eyes = 2.7 * torch.stack(
+            [pitch.cos() * yaw.sin(), pitch.sin(), pitch.cos() * yaw.cos()], dim=-1
+        )
+        angles = camera_yaw_pitch(look_at(eyes, torch.zeros(3, dtype=torch.float64)))
+        torch.testing.assert_close(angles, torch.stack([yaw, pitch], dim=-1))
+
+    def test_batch_equals_loop(self) -> None:
+        c2w = _random_c2w((2, 3), torch.float64)
+        angles = camera_yaw_pitch(c2w)
+        assert angles.shape == (2, 3, 2)
+        for i in range(2):
+            torch.testing.assert_close(angles[i], camera_yaw_pitch(c2w[i]))
 
 
 def _label(c2w: torch.Tensor) -> torch.Tensor:

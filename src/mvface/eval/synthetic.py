@@ -32,6 +32,7 @@ from mvface.errors import BadInputError
 from mvface.eval.consistency import multiview_consistency_error
 from mvface.eval.metrics import bbox_normalizer, point_errors
 from mvface.eval.protocols import YAW_BINS, yaw_bin_index
+from mvface.geometry.cameras import camera_yaw_pitch
 from mvface.models.base import LandmarkModel
 
 __all__ = ["SyntheticEvalResult", "evaluate_synthetic"]
@@ -74,8 +75,6 @@ class SyntheticEvalResult:
 
 def _view_yaw_deg(cameras: np.ndarray) -> np.ndarray:
     """``(V,)`` camera yaw in degrees from ``(V, 25)`` EG3D labels."""
-    from mvface.synth.rig import camera_yaw_pitch
-
     cam2world = torch.as_tensor(cameras[:, :16].reshape(-1, 4, 4), dtype=torch.float64)
     return np.degrees(camera_yaw_pitch(cam2world)[:, 0].numpy())
 

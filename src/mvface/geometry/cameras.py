@@ -57,6 +57,7 @@ __all__ = [
     "cam2world_to_extrinsics",
     "camera_centers",
     "camera_to_eg3d_label",
+    "camera_yaw_pitch",
     "eg3d_intrinsics",
     "eg3d_label_to_camera",
     "extrinsics_to_cam2world",
@@ -259,6 +260,34 @@ def camera_centers(R: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     R_b = R.broadcast_to((*batch, 3, 3))
     t_b = t.broadcast_to((*batch, 3)).unsqueeze(-1)
     return -torch.linalg.solve(R_b, t_b).squeeze(-1)
+
+
+def camera_yaw_pitch(cam2world: torch.Tensor) -> torch.Tensor:
+    """Yaw and pitch (radians) of camera positions seen from the world origin.
+
+    In the world frame of the synthetic rig (+y up, the face looks towards +z):
+
+    * **yaw** is the camera's azimuth around world +y: 0 is the frontal camera on the +z axis,
+      positive yaw moves the camera towards world +x (the image's right in the frontal view, the
+      subject's left); the head then appears turned towards the image's left.
+    * **pitch** is the camera's elevation above the x-z plane: positive looks down on the head.
+
+    Args:
+        cam2world: ``(*, 4, 4)`` cam2world matrices.
+
+    Returns:
+        ``(*, 2)`` ``[yaw, pitch]`` of each camera centre, radians.
+
+    Example:
+        >>> c2w = look_at(torch.tensor([2.7, 0.0, 0.0]), torch.zeros(3))
+        >>> camera_yaw_pitch(c2w).rad2deg().round().tolist()
+        [90.0, 0.0]
+    """
+    R, t = cam2world_to_extrinsics(cam2world)
+    center = camera_centers(R, t)
+    yaw = torch.atan2(center[..., 0], center[..., 2])
+    pitch = torch.atan2(center[..., 1], torch.linalg.vector_norm(center[..., [0, 2]], dim=-1))
+    return torch.stack([yaw, pitch], dim=-1)
 
 
 def extrinsics_to_cam2world(R: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

@@ -31,8 +31,7 @@ from mvface.errors import BadInputError
 from mvface.geometry.cameras import (
     EG3D_CENTER,
     EG3D_FOCAL,
-    cam2world_to_extrinsics,
-    camera_centers,
+    camera_yaw_pitch,
     look_at,
 )
 
@@ -346,22 +345,6 @@ def random_rig(
     yaw = rng.uniform(yaw_range[0], yaw_range[1], size=n)
     pitch = rng.uniform(pitch_range[0], pitch_range[1], size=n)
     return spherical_rig(yaw, pitch, radius, target)
-
-
-def camera_yaw_pitch(cam2world: torch.Tensor) -> torch.Tensor:
-    """Yaw and pitch (radians) of camera positions, as defined in the module docstring.
-
-    Args:
-        cam2world: ``(*, 4, 4)`` cam2world matrices.
-
-    Returns:
-        ``(*, 2)`` ``[yaw, pitch]`` of each camera centre seen from the world origin.
-    """
-    R, t = cam2world_to_extrinsics(cam2world)
-    center = camera_centers(R, t)
-    yaw = torch.atan2(center[..., 0], center[..., 2])
-    pitch = torch.atan2(center[..., 1], torch.linalg.vector_norm(center[..., [0, 2]], dim=-1))
-    return torch.stack([yaw, pitch], dim=-1)
 
 
 def rig_labels(
