@@ -179,3 +179,22 @@ def test_connection_errors_are_not_reported_as_output_errors() -> None:
     result = CliRunner().invoke(app_, [])
     assert result.exit_code == EXIT_NOT_AVAILABLE
     assert "output" not in result.output and "cannot connect: refused" in result.output
+
+
+def test_eval_summary_on_stdout_and_skipped_items_on_stderr(tmp_path: Path) -> None:
+    from PIL import Image
+    from test_bad_inputs import GOOD_PTS
+
+    from mvface.data.readers.pts import write_pts
+
+    root = tmp_path / "300w"
+    root.mkdir()
+    Image.fromarray(np.zeros((96, 96, 3), np.uint8)).save(root / "good.png")
+    write_pts(root / "good.pts", GOOD_PTS + 20)
+    (root / "lonely.png").write_bytes(b"")
+    args = ["eval", "--dataset", "300w", "--root", str(root), "--model", "mediapipe-68"]
+    result = invoke(*args, "--out", str(tmp_path / "report"), "--quiet")
+    assert result.exit_code == EXIT_SOME_FAILED, result.output
+    assert "1 faces scored, 1 skipped" in result.stdout
+    assert "lonely.png" not in result.stdout
+    assert len([ln for ln in result.stderr.splitlines() if "lonely.png" in ln]) == 1

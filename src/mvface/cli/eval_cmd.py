@@ -11,10 +11,11 @@ from rich.console import Console
 from mvface._io import atomic_write_text
 from mvface.cli._common import (
     check_choice,
-    console,
     detectors_help,
     exit_on_problems,
     handle_errors,
+    say,
+    shown,
 )
 from mvface.cli._model_option import MODEL_HELP, check_model_spec, model_spec
 from mvface.data.readers.aflw2000_3d import PROTOCOL_FILES
@@ -97,9 +98,9 @@ def eval_command(
     write_report(report, out)
     Console().print(format_table(report))
     skipped = report.extras["skipped"]
-    console.print(
+    say(
         f"{report.result.per_image.size} faces scored, {len(skipped)} skipped, "
-        f"{report.extras['ms_per_face']:.2f} ms/face; report in {out}"
+        f"{report.extras['ms_per_face']:.2f} ms/face; report in {shown(out)}"
     )
     exit_on_problems(skipped=skipped)
 
@@ -133,10 +134,9 @@ def eval_synthetic_command(
     summary = {"model": spec.name, "weights": spec.weights, "root": str(root), **result.to_dict()}
     atomic_write_text(out / "metrics.json", json_text(summary))  # NaN -> null
     bins = ", ".join(f"{name} {value:.2f}" for name, value in result.nme_bins.items())
-    console.print(
-        f"{spec.label}: consistency {result.consistency:.3f} (x100), NME {bins} (mean "
+    say(
+        f"{shown(spec.label)}: consistency {result.consistency:.3f} (x100), NME {bins} (mean "
         f"{result.nme_mean:.2f}) on {len(result.identities)} identities x {result.views} views, "
-        f"{len(result.skipped)} skipped; report in {out}",
-        highlight=False,
+        f"{len(result.skipped)} skipped; report in {shown(out)}"
     )
     exit_on_problems(skipped=result.skipped)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from mvface.cli._common import EXIT_USAGE, console, fail, handle_errors
+from mvface.cli._common import EXIT_USAGE, fail, handle_errors, say, shown
 from mvface.cli._model_option import MODEL_HELP, check_model_spec, model_spec
 from mvface.export import export_onnx, onnx_parity
 from mvface.models import create_model
@@ -35,4 +35,4 @@ def onnx_command(
         )
     path = export_onnx(landmark_model, out, opset=opset)
     diff = onnx_parity(landmark_model, path)
-    console.print(f"wrote {path}; ONNX Runtime vs PyTorch: max abs diff {diff:.2e} crop px")
+    say(f"wrote {shown(path)}; ONNX Runtime vs PyTorch: max abs diff {diff:.2e} crop px")

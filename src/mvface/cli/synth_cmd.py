@@ -12,7 +12,15 @@ from typing import Annotated, Literal, cast
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from mvface.cli._common import EXIT_USAGE, console, exit_on_problems, fail, handle_errors
+from mvface.cli._common import (
+    EXIT_USAGE,
+    console,
+    exit_on_problems,
+    fail,
+    handle_errors,
+    say,
+    shown,
+)
 from mvface.data.readers import list_readers
 from mvface.synth.backends import list_backends
 from mvface.synth.pipeline import RigName, SynthConfig, SynthEvent, run_synth, select_sources
@@ -117,11 +125,10 @@ def synth_command(
                 bar.advance(task)
 
         summary = run_synth(cfg, on_identity=advance)
-    console.print(
+    say(
         f"{len(summary.done)} identities done, {len(summary.resumed)} already done, "
         f"{len(summary.skipped)} skipped, {len(summary.failed)} failed "
-        f"in {summary.seconds:.1f} s; dataset in {out}",
-        highlight=False,
+        f"in {summary.seconds:.1f} s; dataset in {shown(out)}"
     )
     exit_on_problems(
         skipped=[f"{src}: {reason}" for src, reason in summary.skipped],
@@ -148,4 +155,4 @@ def synth_preview_command(
     except ValueError as exc:
         raise fail(str(exc), EXIT_USAGE) from None
     path = write_preview(dataset, out, identities=identities, views=views, seed=seed)
-    console.print(f"preview written to {path}", highlight=False)
+    say(f"preview written to {shown(path)}")

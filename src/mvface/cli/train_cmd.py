@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
-from mvface.cli._common import EXIT_USAGE, fail, handle_errors
+from mvface.cli._common import EXIT_USAGE, fail, handle_errors, say, shown
 from mvface.train.config import ConfigError, TrainConfig
 
 if TYPE_CHECKING:
@@ -111,14 +111,14 @@ def _shortcuts(
 
 
 def _report(result: TrainResult, cfg: TrainConfig) -> None:
-    line = f"{cfg.train.mode}: {result.steps} steps in {result.out}"
+    line = f"{cfg.train.mode}: {result.steps} steps in {shown(result.out)}"
     if result.best_score is not None:
         line += f"; best {cfg.train.monitor} = {result.best_score:.4f} at step {result.best_step}"
     if result.stopped_early:
         line += " (stopped early)"
-    typer.echo(line)
+    say(line)
     if result.weights is not None:
-        typer.echo(f"weights: {result.weights}")
+        say(f"weights: {shown(result.weights)}")
 
 
 def _start(
