@@ -10,14 +10,23 @@ Run with the ``tests`` folder on ``PYTHONPATH`` (the tests' own data helpers are
 * ``write OUT FIRST COUNT``: a :class:`~mvface.synth.writer.SyntheticWriter` loop writing
   identities ``idFIRST..`` as the pipeline does (skip the finished ones, rebuild the manifest
   after each), under the output lock.
+* ``lock-race OUT ROUNDS LOG GO``: append ``ready`` to ``LOG``, wait for the file ``GO``, then
+  take :func:`~mvface.synth.writer.output_lock` ``ROUNDS`` times; inside, claim a holder file
+  with ``O_EXCL``: a second holder at once appends ``overlap`` to ``LOG``; each acquisition
+  appends ``held``.
+* ``synth-workers SRC OUT STARTED``: ``run_synth`` with 2 worker processes whose every identity
+  writes ``STARTED/<worker pid>`` and then never ends (so the job can be killed mid-identity).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+_STARTED_ENV = "MVFACE_TEST_STARTED_DIR"
 
 
 def _train_logged(losses: str, overrides: list[str]) -> None:
@@ -79,6 +88,52 @@ def write(out: str, first: int, count: int) -> None:
         writer.write_manifest()
 
 
+def lock_race(out: str, rounds: int, log: str, go: str) -> None:
+    """Take the output lock ``rounds`` times and log whether anyone else held it meanwhile."""
+    from mvface.synth.writer import OutputLockedError, output_lock
+
+    root, holder = Path(out), Path(out) / "holder"
+    with open(log, "a", buffering=1) as f:
+        f.write("ready\n")
+        while not Path(go).exists():  # all racers start together
+            time.sleep(0.001)
+        for _ in range(rounds):
+            try:
+                with output_lock(root):
+                    try:
+                        fd = os.open(holder, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+                    except FileExistsError:
+                        f.write("overlap\n")
+                        continue
+                    f.write("held\n")
+                    time.sleep(0.001)
+                    os.close(fd)
+                    holder.unlink()
+            except OutputLockedError:
+                pass
+
+
+def _never_ending_identity(*args: Any, **kwargs: Any) -> Any:
+    """Stands in for ``synthesize_identity`` in the workers: says it started, then blocks."""
+    Path(os.environ[_STARTED_ENV], str(os.getpid())).touch()
+    time.sleep(3600)
+
+
+def synth_workers(source: str, out: str, started: str) -> None:
+    """A 2-worker synthesis job whose workers block mid-identity (see the module docstring)."""
+    from mvface.synth.pipeline import SynthConfig, run_synth
+
+    os.environ[_STARTED_ENV] = started  # the spawned workers inherit it
+    run_synth(SynthConfig(source=source, out=out, views=4, size=32, crop_size=64, workers=2))
+
+
+if __name__ == "__mp_main__" and os.environ.get(_STARTED_ENV):
+    # a worker process spawned by `synth-workers` (spawn runs this file as __mp_main__)
+    from mvface.synth import pipeline
+
+    pipeline.synthesize_identity = _never_ending_identity  # type: ignore[assignment]
+
+
 if __name__ == "__main__":
     kind, *args = sys.argv[1:]
     if kind == "train":
@@ -87,5 +142,9 @@ if __name__ == "__main__":
         train_then_resume(args)
     elif kind == "write":
         write(args[0], int(args[1]), int(args[2]))
+    elif kind == "lock-race":
+        lock_race(args[0], int(args[1]), args[2], args[3])
+    elif kind == "synth-workers":
+        synth_workers(args[0], args[1], args[2])
     else:
         raise SystemExit(f"unknown job {kind!r}")

@@ -150,7 +150,10 @@ class SynthConfig:
                 0 <= self.max_pitch_deg <= 60,
                 f"max_pitch_deg must be in 0..60, got {self.max_pitch_deg}",
             ),
-            (self.image_format in ("jpg", "png"), "image_format must be jpg or png"),
+            (
+                self.image_format in ("jpg", "png"),
+                f"image_format must be jpg or png, got {self.image_format!r}",
+            ),
             (1 <= self.quality <= 100, f"quality must be in 1..100, got {self.quality}"),
             (self.limit is None or self.limit >= 1, f"limit must be >= 1, got {self.limit}"),
             (self.workers >= 1, f"workers must be >= 1, got {self.workers}"),
@@ -164,6 +167,10 @@ class SynthConfig:
                 f"jaw_from must be depth or surface, not {self.jaw_from!r}",
             ),
             (0 <= self.jaw_depth <= 1, f"jaw_depth must be in 0..1, got {self.jaw_depth}"),
+            (
+                self.rig != "paper" or self.views >= 3,
+                f"the paper rig needs views >= 3, got {self.views}",
+            ),
             (
                 self.rig != "grid" or self.views == 1 or self.max_yaw_deg or self.max_pitch_deg,
                 "the grid rig needs max_yaw_deg or max_pitch_deg above 0 for more than 1 view",
@@ -744,6 +751,10 @@ def run_synth(
             if writer.is_done(name):
                 summary.resumed.append(name)
                 notify(SynthEvent(name, "resumed"))
+            elif writer.is_taken(name):
+                reason = f"{out / name}: exists, not an identity mvface finished; left as it is"
+                summary.skipped.append((_source_name(sample), reason))
+                notify(SynthEvent(name, "skipped", reason, _source_name(sample)))
             else:
                 pending.append((name, sample))
         cameras = rig_cameras(cfg)

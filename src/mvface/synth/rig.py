@@ -255,10 +255,11 @@ def grid_span_angles(n: int, max_yaw: float, max_pitch: float) -> tuple[np.ndarr
 
     Rows of equal pitch from ``−max_pitch`` (looking up) to ``+max_pitch``, each row's cameras
     evenly spread from ``−max_yaw`` to ``+max_yaw`` (yaw-major within a row); the row count keeps
-    the cells near square in angle. When ``n`` is not a multiple of the row length, the last row
-    holds fewer cameras, still spread over the whole yaw span (one camera: yaw 0). A zero span
-    gives a single row (``max_pitch = 0``) or column (``max_yaw = 0``). So every camera is
-    distinct and the extremes reach the limits whenever ``n`` allows it.
+    the cells near square in angle, and there are at least two rows of at least two cameras when
+    ``n >= 3``. When ``n`` is not a multiple of the row length, the last row holds fewer cameras,
+    still spread over the whole yaw span (one camera: yaw 0). A zero span gives a single row
+    (``max_pitch = 0``) or column (``max_yaw = 0``); ``n = 2`` gives the two yaw ends. So every
+    camera is distinct and, for ``n >= 3``, the extremes reach all four limits.
 
     Args:
         n: number of cameras (≥ 1).
@@ -287,8 +288,10 @@ def grid_span_angles(n: int, max_yaw: float, max_pitch: float) -> tuple[np.ndarr
         n_rows = 1
     elif max_yaw == 0:
         n_rows = n
+    elif n < 3:
+        n_rows = 1
     else:  # rows x columns with the cells near square: columns / rows ~ max_yaw / max_pitch
-        n_rows = min(n, max(1, round(math.sqrt(n * max_pitch / max_yaw))))
+        n_rows = min(math.ceil(n / 2), max(2, round(math.sqrt(n * max_pitch / max_yaw))))
     per_row = math.ceil(n / n_rows)
     n_rows = math.ceil(n / per_row)  # no empty row
     row_pitches = np.linspace(-max_pitch, max_pitch, n_rows) if n_rows > 1 else np.zeros(1)

@@ -183,6 +183,12 @@ class SyntheticWriter:
         """Whether identity ``name`` is already finished (has its ``meta.json``)."""
         return (self.root / safe_identity_name(name) / META_FILE).is_file()
 
+    def is_taken(self, name: str) -> bool:
+        """Whether something that is not a finished identity has the name ``name`` (a user's
+        folder or file): it is never replaced, so the identity cannot be written."""
+        path = self.root / safe_identity_name(name)
+        return (path.exists() or path.is_symlink()) and not (path / META_FILE).is_file()
+
     def remove_stale_temporaries(self) -> int:
         """Delete what killed jobs left, and only that: temporary identity folders mvface made
         (its name pattern, and its marker file or empty) and half-written manifest files; never
