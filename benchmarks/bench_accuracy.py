@@ -1,13 +1,14 @@
 """Accuracy of every available model on every benchmark in ../shared/data, with CED plots.
 
 Thin wrapper of ``mvface bench accuracy`` (:mod:`mvface.bench.accuracy` documents the
-protocols); the table is appended to the repository's ``BENCHMARKS.md`` unless
-``--markdown FILE`` or ``--no-markdown`` is given; reports and plots go to ``--out``.
+protocols); the run is written to the repository's ``results/`` (and ``BENCHMARKS.md``
+regenerated) unless ``--results DIR`` or ``--no-results`` is given; reports and plots go to
+``--out``.
 
 Usage::
 
     OMP_NUM_THREADS=1 python benchmarks/bench_accuracy.py                  # all faces, all models
-    python benchmarks/bench_accuracy.py --limit 50 --model 3ddfa-v2 --no-markdown
+    python benchmarks/bench_accuracy.py --limit 50 --model 3ddfa-v2 --no-results
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def main(argv: list[str]) -> None:
-    """Run ``mvface bench accuracy``, appending to the repository's BENCHMARKS.md by default."""
-    if "--markdown" not in argv and "--no-markdown" not in argv:
-        argv = [*argv, "--markdown", str(REPO / "BENCHMARKS.md")]
+    """Run ``mvface bench accuracy``, writing to the repository's results/ by default."""
+    if "--results" not in argv and "--no-results" not in argv:
+        argv = [*argv, "--results", str(REPO / "results")]
     app(["accuracy", *argv], prog_name="bench_accuracy.py")
 
 

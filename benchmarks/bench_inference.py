@@ -1,8 +1,8 @@
 """Inference speed of every landmark model, PyTorch eager vs ONNX Runtime, peers alongside.
 
 Thin wrapper of ``mvface bench inference`` (:mod:`mvface.bench.inference` documents what is
-measured and how); the table is appended to the repository's ``BENCHMARKS.md`` unless
-``--markdown FILE`` or ``--no-markdown`` is given.
+measured and how); the run is written to the repository's ``results/``
+(and ``BENCHMARKS.md`` regenerated) unless ``--results DIR`` or ``--no-results`` is given.
 
 Usage::
 
@@ -21,9 +21,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def main(argv: list[str]) -> None:
-    """Run ``mvface bench inference``, appending to the repository's BENCHMARKS.md by default."""
-    if "--markdown" not in argv and "--no-markdown" not in argv:
-        argv = [*argv, "--markdown", str(REPO / "BENCHMARKS.md")]
+    """Run ``mvface bench inference``, writing to the repository's results/ by default."""
+    if "--results" not in argv and "--no-results" not in argv:
+        argv = [*argv, "--results", str(REPO / "results")]
     app(["inference", *argv], prog_name="bench_inference.py")
 
 

@@ -1,7 +1,7 @@
 """Would int8 weights make a face mesh network faster? Static int8 vs float32 in ONNX Runtime.
 
-Issue #7 asks the default model (``mediapipe-68`` = ``base`` until session 8) to be as fast as
-the 3DDFA-V2 network at one thread. Its face mesh network is the cost, so this measures the usual
+The speed goal asks the default model to be as fast per face as the 3DDFA-V2 network at one
+thread. A face mesh network (``base``, ``fast``) is the cost, so this measures the usual
 CPU lever: ONNX Runtime's static quantization (QDQ format, int8 weights per channel, uint8
 activations calibrated on first-pass crops of 300-W faces that are not timed). Both engines run
 the model's own crop policy; reported:

@@ -15,7 +15,7 @@ Usage::
     mvface synth --source ../shared/data/300w/afw --format pts --out runs/loader-set \\
         --limit 16 --views 128
     python benchmarks/bench_loader.py --synthetic runs/loader-set \\
-        --real ../shared/data/300w/afw --workers 0 --workers 1 --workers 2 --markdown BENCHMARKS.md
+        --real ../shared/data/300w/afw --workers 0 --workers 1 --workers 2 --results results
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from typing import Any
 
 import torch
 
-from mvface.bench.machine import describe_machine
-from mvface.bench.report import append_markdown, markdown_table, run_heading
+from mvface.bench.machine import machine_info
+from mvface.bench.results import BenchResult, ResultTable, record_run
 from mvface.models import create_model
 from mvface.train.config import TrainConfig
 from mvface.train.data import CropSpec, TrainingData
@@ -91,7 +91,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, action="append", help="repeat; default 0 1 2")
     parser.add_argument("--warmup", type=int, default=0, help="default: 2 per worker, at least 2")
     parser.add_argument("--steps", type=int, default=40)
-    parser.add_argument("--markdown", default="", help="append the result table to this file")
+    parser.add_argument(
+        "--results", default="", help="write the run to RESULTS/loader/<UTC time>.json"
+    )
     args = parser.parse_args()
     workers = sorted(set(args.workers or [0, 1, 2]) | {0})
     args.warmup = args.warmup or max(2, 2 * max(workers))
@@ -99,8 +101,8 @@ def main() -> None:
 
     model = create_model(args.model)
     spec = CropSpec(model.config.input_size, model.config.crop)
-    machine = describe_machine()
-    print(f"machine: {machine}")
+    machine = machine_info()
+    print(f"machine: {machine.describe()}")
     print(
         f"batch: {args.real_per_step} real + {args.identities} x {args.views} synthetic crops "
         f"at {spec.size} px ({args.model}); {args.steps} steps after {args.warmup} warm-up"
@@ -114,22 +116,24 @@ def main() -> None:
             f"crops/s, x{r['steps_per_s'] / rows[0]['steps_per_s']:.2f} the main process "
             f"(first {args.warmup} batches {r['warmup_s']:.1f} s)"
         )
-    if args.markdown:
-        append_markdown(args.markdown, markdown(args, rows, machine))
-        print(f"appended to {args.markdown}")
+    if args.results:
+        path, page = record_run(result(args, rows, machine.to_dict()), args.results)
+        print(f"wrote {path}; regenerated {page}")
 
 
-def markdown(args: argparse.Namespace, rows: list[dict[str, Any]], machine: str) -> str:
-    """The run as a markdown section."""
+def result(
+    args: argparse.Namespace, rows: list[dict[str, Any]], machine: dict[str, Any]
+) -> BenchResult:
+    """The run as a :class:`~mvface.bench.results.BenchResult` (kind ``loader``)."""
     base = rows[0]["steps_per_s"]
     table = [
         [
             r["workers"],
-            f"{r['steps_per_s']:.2f}",
-            f"{r['crops_per_s']:.0f}",
-            f"{r['steps_per_s'] / max(r['workers'], 1):.2f}",
-            f"{r['steps_per_s'] / base:.2f}",
-            f"{r['warmup_s']:.1f}",
+            r["steps_per_s"],
+            r["crops_per_s"],
+            r["steps_per_s"] / max(r["workers"], 1),
+            r["steps_per_s"] / base,
+            r["warmup_s"],
         ]
         for r in rows
     ]
@@ -141,18 +145,22 @@ def markdown(args: argparse.Namespace, rows: list[dict[str, Any]], machine: str)
         "÷ main process alone",
         f"first {args.warmup} batches (s)",
     ]
-    command = "python benchmarks/bench_loader.py " + " ".join(sys.argv[1:])
-    lines = [
-        run_heading("Fine-tuning data loading", command, machine),
+    name = (
         f"One step: {args.real_per_step} real faces (read, augmented, cropped) + "
         f"{args.identities} identities x {args.views} synthetic views (JPEG decoded, cropped) "
         f"at {rows[0]['crops_per_step']:.0f} crops of the {args.model} crop; steady state over "
         f"{args.steps} steps after {args.warmup} warm-up batches (process start-up). 0 workers: "
-        "the main process builds each batch itself.",
-        "",
-        markdown_table(headers, table),
-    ]
-    return "\n".join(lines) + "\n"
+        "the main process builds each batch itself."
+    )
+    digits = {headers[2]: 0, headers[5]: 1}
+    return BenchResult(
+        kind="loader",
+        title="Fine-tuning data loading",
+        command="python benchmarks/bench_loader.py " + " ".join(sys.argv[1:]),
+        machine=machine,
+        tables=[ResultTable(name, headers, table, digits)],
+        arguments={k: v for k, v in vars(args).items() if k != "results"},
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Speed, memory and realism of the synthetic-data job (``mvface synth``), issue #4's numbers.
+"""Speed, memory and realism of the synthetic-data job (``mvface synth``).
 
 Two measurements, both on this machine in the same run:
 
@@ -45,7 +45,7 @@ Usage::
 
     python benchmarks/bench_synth.py                       # defaults below, ~5-8 min on 2 cores
     python benchmarks/bench_synth.py --speed-identities 2 --realism-identities 4 --real-limit 100
-    python benchmarks/bench_synth.py --markdown docs/synth_benchmarks.md   # append the tables
+    python benchmarks/bench_synth.py --results results   # results/synth/<UTC time>.json
 """
 
 from __future__ import annotations
@@ -65,7 +65,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from mvface.bench.machine import cpu_model
+from mvface.bench.machine import cpu_model, machine_info
+from mvface.bench.results import BenchResult, ResultTable, record_run
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -321,6 +322,31 @@ def score_sources(args: argparse.Namespace, model: Any, synth_root: Path) -> dic
 # -- report ------------------------------------------------------------------------------------
 
 
+SPEED_COLUMNS = [
+    "workers",
+    "identities",
+    "wall s",
+    "first identity done at (s)",
+    "s / identity (goal <= 4)",
+    "views/s (goal >= 128)",
+    "after start-up: s / identity",
+    "after start-up: views/s",
+    "peak RSS per worker (GiB; goal <= 1.5 GB)",
+    "job process peak (GiB)",
+]
+SPEED_DIGITS = {SPEED_COLUMNS[2]: 1, SPEED_COLUMNS[3]: 1, SPEED_COLUMNS[5]: 0}
+SPEED_DIGITS[SPEED_COLUMNS[7]] = 0
+REALISM_COLUMNS = [
+    "yaw bin",
+    "synthetic views",
+    "synthetic NME",
+    "real faces",
+    "real NME",
+    "synthetic / real (goal <= 1.5)",
+]
+REALISM_DIGITS = {REALISM_COLUMNS[2]: 3, REALISM_COLUMNS[4]: 3}
+
+
 def fmt(x: float, spec: str = ".3f") -> str:
     return "n/a" if x is None or not np.isfinite(x) else format(x, spec)
 
@@ -351,7 +377,9 @@ def main() -> None:
     parser.add_argument("--control-limit", type=int, default=100)
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-realism", action="store_true")
-    parser.add_argument("--markdown", default="", help="append the result tables to this file")
+    parser.add_argument(
+        "--results", default="", help="write the run to RESULTS/synth/<UTC time>.json"
+    )
     parser.add_argument("--child-speed", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child-workers", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--child-out", default="", help=argparse.SUPPRESS)
@@ -366,14 +394,8 @@ def main() -> None:
         f"({torch.get_num_threads()} threads), python {platform.python_version()}"
     )
     print(header)
-    md = [
-        f"### Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-        "",
-        f"`python benchmarks/bench_synth.py {' '.join(sys.argv[1:])}`".replace(" `", "`"),
-        "",
-        f"{header}",
-        "",
-    ]
+    tables: list[ResultTable] = []
+    notes: list[str] = []
 
     if not args.skip_speed:
         rows = [run_speed(args, 1), run_speed(args, 2)]
@@ -381,16 +403,15 @@ def main() -> None:
             f"\nspeed: {args.views} views at {args.size} px per identity, first "
             f"{args.speed_identities} faces of {args.source}, end to end (run_synth)"
         )
-        md += [
+        speed = ResultTable(
             f"**Speed**: {args.views} views at {args.size} px per identity, "
             f"{args.speed_identities} AFW faces, run_synth end to end (fresh process, "
             "backend creation and worker spawn included).",
-            "",
-            "| workers | identities | wall s | first identity done at | s / identity (goal <= 4) "
-            "| views/s (goal >= 128) | after start-up: s / identity | after start-up: views/s "
-            "| peak RSS per worker (goal <= 1.5 GB) | job process peak |",
-            "|---|---|---|---|---|---|---|---|---|---|",
-        ]
+            SPEED_COLUMNS,
+            [],
+            SPEED_DIGITS,
+        )
+        tables.append(speed)
         for r in rows:
             if r["skipped"] or r["failed"]:
                 print(f"  workers={r['workers']}: skipped {r['skipped']} failed {r['failed']}")
@@ -403,13 +424,19 @@ def main() -> None:
                 f"{r['worker_peak_mib'] / 1024:.2f} GiB "
                 f"(goal <= 1.5 GB), job process {r['self_peak_mib'] / 1024:.2f} GiB"
             )
-            md.append(
-                f"| {r['workers']} | {r['done']} | {r['seconds']:.1f} "
-                f"| {r['first_identity_s']:.1f} s "
-                f"| {r['s_per_identity']:.2f} | {r['views_per_s']:.0f} "
-                f"| {fmt(r['steady_s_per_identity'], '.2f')} "
-                f"| {fmt(r['steady_views_per_s'], '.0f')} "
-                f"| {r['worker_peak_mib'] / 1024:.2f} GiB | {r['self_peak_mib'] / 1024:.2f} GiB |"
+            speed.rows.append(
+                [
+                    r["workers"],
+                    r["done"],
+                    r["seconds"],
+                    r["first_identity_s"],
+                    r["s_per_identity"],
+                    r["views_per_s"],
+                    r["steady_s_per_identity"],
+                    r["steady_views_per_s"],
+                    r["worker_peak_mib"] / 1024,
+                    r["self_peak_mib"] / 1024,
+                ]
             )
         ratio = rows[1]["views_per_s"] / rows[0]["views_per_s"]
         steady = rows[1]["steady_views_per_s"] / rows[0]["steady_views_per_s"]
@@ -417,12 +444,10 @@ def main() -> None:
             f"  ratio views/s 2 workers / 1 worker: {ratio:.2f} end to end, "
             f"{fmt(steady, '.2f')} after start-up"
         )
-        md += [
-            "",
-            f"views/s ratio 2 workers / 1 worker: **{ratio:.2f}** end to end, "
-            f"**{fmt(steady, '.2f')}** after start-up",
-            "",
-        ]
+        notes.append(
+            f"views/s ratio 2 workers / 1 worker: {ratio:.2f} end to end, "
+            f"{fmt(steady, '.2f')} after start-up"
+        )
 
     if not args.skip_realism:
         from mvface.eval.protocols import YAW_BINS
@@ -455,7 +480,7 @@ def main() -> None:
             f"({syn['hidden']} hidden, {syn['outside']} with landmarks outside the view); "
             f"real: first {real.n} AFLW2000-3D dev faces, gt crop"
         )
-        md += [
+        realism = (
             f"**Realism**: detector `{name}` (box = `landmark_box` of the ground truth on both "
             f"sides), NME % (AFLW2000-3D normalizer sqrt(w*h) of the gt box). Synthetic: "
             f"{len(made['done'])} {source_words} identities x {args.realism_views} {rig_words} "
@@ -463,22 +488,22 @@ def main() -> None:
             f"{args.size} px, {syn['scored']} of {syn['views']} views scored ({syn['hidden']} "
             f"hidden, {syn['outside']} with landmarks outside the view skipped), against the "
             f"transferred landmarks. Real: first {real.n} AFLW2000-3D dev faces, against their "
-            "ground truth.",
-            "",
-        ]
+            "ground truth."
+        )
         for key, title in (
             ("face", "|yaw| = rig camera yaw in the face's own frame (head yaw seen by the view)"),
             ("relative", "|yaw| = view camera yaw - source photo's camera yaw"),
         ):
             res = syn[key]
             print(f"  bins by {title}")
-            md += [
-                f"Bins by {title}:",
-                "",
-                "| yaw bin | synthetic views | synthetic NME | real faces | real NME "
-                "| synthetic / real (goal <= 1.5) |",
-                "|---|---|---|---|---|---|",
-            ]
+            table = ResultTable(
+                f"{realism} Bins by {title}.",
+                REALISM_COLUMNS,
+                [],
+                REALISM_DIGITS,
+                summary=key == "face",
+            )
+            tables.append(table)
             for bin_name, _, _ in YAW_BINS:
                 s, r = res.nme_bins[bin_name], real.nme_bins[bin_name]
                 ratio = s / r if np.isfinite(s) and np.isfinite(r) and r > 0 else float("nan")
@@ -486,19 +511,16 @@ def main() -> None:
                     f"    {bin_name:>6}: synthetic {fmt(s)} ({res.bin_counts[bin_name]} views)  "
                     f"real {fmt(r)} ({real.bin_counts[bin_name]} faces)  ratio {fmt(ratio, '.2f')}"
                 )
-                md.append(
-                    f"| {bin_name} | {res.bin_counts[bin_name]} | {fmt(s)} "
-                    f"| {real.bin_counts[bin_name]} | {fmt(r)} | {fmt(ratio, '.2f')} |"
+                table.rows.append(
+                    [bin_name, res.bin_counts[bin_name], s, real.bin_counts[bin_name], r, ratio]
                 )
             print(
                 f"    all   : synthetic {fmt(res.nme_mean)}  real {fmt(real.nme_mean)}  ratio "
                 f"{fmt(res.nme_mean / real.nme_mean, '.2f')}"
             )
-            md += [
-                f"| all | {res.n} | {fmt(res.nme_mean)} | {real.n} | {fmt(real.nme_mean)} "
-                f"| {fmt(res.nme_mean / real.nme_mean, '.2f')} |",
-                "",
-            ]
+            table.rows.append(
+                ["all", res.n, res.nme_mean, real.n, real.nme_mean, res.nme_mean / real.nme_mean]
+            )
         crops, photos = control["crops"], control["photos"]
         bins = ", ".join(
             f"{b} {fmt(crops.nme_bins[b])} ({crops.bin_counts[b]})" for b, _, _ in YAW_BINS
@@ -513,22 +535,33 @@ def main() -> None:
             f"{fmt(syn['face'].nme_mean / photos.nme_mean, '.2f')}"
         )
         print(f"  control: {line1}\n  control: {line2}")
-        md += [
-            "Control (label convention vs realism; same detector, same normalizer, box = "
-            "`landmark_box` of the ground truth):",
-            "",
-            f"- {line1}",
-            f"- {line2}",
-            "",
+        notes += [
+            f"Control (label convention vs realism; same detector, same normalizer, box = "
+            f"`landmark_box` of the ground truth): {line1}",
+            f"Control: {line2}",
         ]
     total = time.perf_counter() - started
     print(f"\ntotal benchmark time: {total:.0f} s")
-    md += [f"Total benchmark time: {total:.0f} s.", "", ""]
-    if args.markdown:
-        from mvface.bench.report import append_markdown  # atomic, locked
-
-        append_markdown(args.markdown, "\n".join(md))
-        print(f"appended to {args.markdown}")
+    notes.append(f"Total benchmark time: {total:.0f} s.")
+    if args.results:
+        run = BenchResult(
+            kind="synth",
+            title="Synthetic-data job: speed, memory, realism",
+            command="python benchmarks/bench_synth.py " + " ".join(sys.argv[1:]),
+            machine=machine_info().to_dict(),
+            tables=tables,
+            arguments={k: v for k, v in vars(args).items() if not k.startswith(("child", "res"))},
+            variant=" and ".join(
+                [
+                    p
+                    for p, skip in (("speed", args.skip_speed), ("realism", args.skip_realism))
+                    if not skip
+                ]
+            ),
+            notes=notes,
+        )
+        path, page = record_run(run, args.results)
+        print(f"wrote {path}; regenerated {page}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Cost of the multiview plug-in in training: time per image and peak memory of a CPU step.
 
-Two measurements, both on the same machine in the same run (goals of issue #5):
+Two measurements, both on the same machine in the same run (the plug-in's cost goals):
 
 1. **Time per training image with and without the plug-in terms** (goal: ratio <= 1.15). Both
    variants run the same optimizer step on the same batch: ``R`` real crops plus ``B x V``
@@ -28,7 +28,7 @@ Usage::
 
     python benchmarks/bench_train.py                       # mvnet at its default 128 px
     python benchmarks/bench_train.py --options '{"input_size": 256}' --repeats 5
-    python benchmarks/bench_train.py --markdown BENCHMARKS.md   # append the table
+    python benchmarks/bench_train.py --results results   # results/train/<UTC time>.json
     python benchmarks/bench_train.py --device cuda --model mediapipe-68 --compile-loss off
     bash benchmarks/gpu_plugin_cost.sh     # the GPU runs of docs/training.md, in one go
 """
@@ -47,8 +47,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from mvface.bench.machine import cpu_model, describe_machine
-from mvface.bench.report import append_markdown, markdown_table, run_heading
+from mvface.bench.machine import cpu_model, describe_machine, machine_info
+from mvface.bench.results import BenchResult, ResultTable, record_run
 from mvface.geometry._checks import value_checks_disabled
 from mvface.geometry.cameras import eg3d_intrinsics, look_at
 from mvface.models import create_model
@@ -237,7 +237,9 @@ def main() -> None:
         help="train.compile_loss (auto: compiled on CUDA)",
     )
     parser.add_argument("--data-ms", action="store_true", help="also time the cropping")
-    parser.add_argument("--markdown", default="", help="append the result table to this file")
+    parser.add_argument(
+        "--results", default="", help="write the run to RESULTS/train/<UTC time>.json"
+    )
     parser.add_argument("--child-memory", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
@@ -283,35 +285,32 @@ def main() -> None:
         crop_ms = data_ms(args)
         what = f"cropping {args.identities} x {args.views} views from {VIEW} px"
         print(f"{what:<50}: {crop_ms:.0f} ms")
-    if args.markdown:
-        write_markdown(args, timing, memory, crop_ms)
-        print(f"appended to {args.markdown}")
+    if args.results:
+        path, page = record_run(result(args, timing, memory, crop_ms), args.results)
+        print(f"wrote {path}; regenerated {page}")
 
 
-def write_markdown(
+def result(
     args: argparse.Namespace,
     timing: dict[str, Any],
     memory: dict[str, Any] | None,
     crop_ms: float | None,
-) -> None:
-    """Append this run's table (images/s, ratio to the base step, peak memory) to a file."""
-    rows = []
+) -> BenchResult:
+    """This run (images/s, ratio to the base step, peak memory) as a result (kind ``train``)."""
+    rows: list[list[Any]] = []
     for name, label in (("base", "base (per-image L1)"), ("plugin", "with the plug-in terms")):
         ms = timing[name]
-        rows.append([label, f"{ms:.2f}", f"{1000 / ms:.1f}", f"{ms / timing['base']:.3f}"])
+        rows.append([label, ms, 1000 / ms, ms / timing["base"]])
     where = torch.cuda.get_device_name() if args.device == "cuda" else "CPU"
-    lines = [
-        run_heading(
-            "Training cost of the plug-in",
-            "python benchmarks/bench_train.py " + " ".join(sys.argv[1:]),
-            describe_machine(),
-        ),
+    loss = "compiled" if timing["loss_compiled"] else "eager"
+    columns = ["step", "ms / image", "images / s", "÷ base (goal <= 1.15)"]
+    name = (
         f"{where}, {torch.get_num_threads()} torch threads; model {args.model} {args.options}; "
         f"one step = {timing['shape']} ({timing['images_per_step']} images), forward + backward "
         f"+ AdamW; medians of {args.repeats} interleaved steps after {args.warmup} warm-up; "
-        f"plug-in loss {'compiled' if timing['loss_compiled'] else 'eager'}.",
-        "",
-        markdown_table(["step", "ms / image", "images / s", "÷ base (goal <= 1.15)"], rows),
+        f"plug-in loss {loss}."
+    )
+    lines = [
         f"Plug-in loss alone (forward + backward): {timing['loss_only_ms_per_step']:.1f} ms "
         "per step.",
     ]
@@ -326,7 +325,51 @@ def write_markdown(
         lines.append(
             f"Cropping {args.identities} x {args.views} views from {VIEW} px: {crop_ms:.0f} ms."
         )
-    append_markdown(args.markdown, "\n".join(lines) + "\n")
+    machine = machine_info().to_dict()
+    if args.device == "cuda":
+        machine["accelerator"] = where
+    return BenchResult(
+        kind="train",
+        title="Training cost of the plug-in",
+        command="python benchmarks/bench_train.py " + " ".join(sys.argv[1:]),
+        machine=machine,
+        tables=[ResultTable(name, columns, rows, {columns[2]: 1, columns[3]: 3})],
+        arguments={k: v for k, v in vars(args).items() if k not in ("results", "child_memory")},
+        variant=f"{args.model}, plug-in loss {loss}",
+        goals=goals(timing, memory),
+        notes=lines,
+    )
+
+
+def goals(timing: dict[str, Any], memory: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The plug-in's cost goals checked on this run: time ratio, peak memory of a step."""
+    ratio = timing["plugin"] / timing["base"]
+    out: list[dict[str, Any]] = [
+        {
+            "goal": "plug-in step / base step <= 1.15",
+            "measured": f"{ratio:.3f}",
+            "met": ratio <= 1.15,
+        }
+    ]
+    if memory is not None:
+        gib = memory["peak_mib"] / 1024
+        out.append(
+            {
+                "goal": "peak RSS of one step <= 8 GB",
+                "measured": f"{gib:.2f} GiB",
+                "met": gib * 2**30 <= 8e9,
+            }
+        )
+    if "cuda_peak_gib" in timing:
+        gib = timing["cuda_peak_gib"]
+        out.append(
+            {
+                "goal": "peak CUDA memory of one step <= 8 GB",
+                "measured": f"{gib:.2f} GiB",
+                "met": gib * 2**30 <= 8e9,
+            }
+        )
+    return out
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The plug-in's training cost on a CUDA GPU (issue #5): bench_train.py with the loss eager and
+# The plug-in's training cost on a CUDA GPU: bench_train.py with the loss eager and
 # compiled (train.compile_loss), for mvnet and mediapipe-68 (the network of base+), then the
 # GPU tests. BASE=DIR (a checkout of an older commit) also times that tree's eager loss in the
-# same run, so the numbers compare on one card. Tables are appended to $OUT/bench_train.md.
+# same run, so the numbers compare on one card. Each run is written to $OUT/results/train/ (copy
+# the JSON files into the repository's results/train/ and run `mvface bench report`).
 #
 #   OUT=out/gpu bash benchmarks/gpu_plugin_cost.sh
 set -u
@@ -14,7 +15,7 @@ args=(--device cuda --repeats 10 --warmup 3)
 for model in mediapipe-68 mvnet; do
     for loss in on off; do
         PYTHONPATH=src python3 benchmarks/bench_train.py "${args[@]}" --model "$model" \
-            --compile-loss "$loss" --markdown "$OUT/bench_train.md" 2>&1 | grep -v Warning
+            --compile-loss "$loss" --results "$OUT/results" 2>&1 | grep -v Warning
     done
     if [ -n "${BASE:-}" ]; then
         echo "== $BASE (older tree), $model"

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from _shared import SHARED, requires_shared
-from mvface.bench.accuracy import AccuracyConfig, accuracy_markdown, run_accuracy_bench
+from mvface.bench.accuracy import AccuracyConfig, accuracy_result, run_accuracy_bench
 from mvface.bench.inference import ModelSpec
 from mvface.errors import NotAvailableError
 
@@ -31,10 +31,10 @@ def test_small_run_writes_reports_plots_and_a_table(tmp_path: Path) -> None:
         assert result.results[("dlib", key)].n == 4
         assert (tmp_path / "acc" / f"dlib-{key}" / "metrics.json").is_file()
         assert result.plots[key].is_file() and result.plots[key].suffix == ".png"
-    text = accuracy_markdown(result, "mvface bench accuracy --limit 4", link_base=tmp_path)
-    table = [line for line in text.splitlines() if line.startswith("| ")]
-    header = table[0].split(" | ")
-    assert "AFLW balanced" in header and "300-W HELEN NME" in header
-    assert len(table) == 2  # header + dlib
-    assert len(table[1].split(" | ")) == len(header)
-    assert "`acc/ced-aflw2000-3d.png`" in text  # plot links relative to the markdown's folder
+    run = accuracy_result(result, "mvface bench accuracy --limit 4")
+    table = run.tables[0]
+    assert "AFLW balanced" in table.columns and "300-W HELEN NME" in table.columns
+    assert [row[0] for row in table.rows] == ["dlib"]
+    assert len(table.rows[0]) == len(table.columns)
+    assert run.arguments["limit"] == 4
+    assert any("ced-aflw2000-3d.png" in note for note in run.notes)

@@ -1,9 +1,11 @@
+import json
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from mvface.bench import scripts
+from mvface.bench.results import BenchResult, summary_markdown, write_result
 from mvface.cli.main import app
 
 runner = CliRunner()
@@ -26,7 +28,7 @@ def test_missing_script_is_one_line_and_exit_3(
     assert "Traceback" not in result.output
 
 
-def test_script_benchmarks_get_the_markdown_file(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_script_benchmarks_get_the_results_folder(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[tuple[str, list[str]]] = []
 
     def fake(name: str, args: list[str]) -> int:
@@ -35,9 +37,9 @@ def test_script_benchmarks_get_the_markdown_file(monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setattr(scripts, "run_benchmark_script", fake)
     assert runner.invoke(app, ["bench", "train", "--repeats", "3"]).exit_code == 0
-    assert runner.invoke(app, ["bench", "synth", "--no-markdown", "--skip-realism"]).exit_code == 0
+    assert runner.invoke(app, ["bench", "synth", "--no-results", "--skip-realism"]).exit_code == 0
     assert seen == [
-        ("train", ["--repeats", "3", "--markdown", "BENCHMARKS.md"]),
+        ("train", ["--repeats", "3", "--results", "results"]),
         ("synth", ["--skip-realism"]),
     ]
 
@@ -47,14 +49,32 @@ def test_the_real_scripts_are_found() -> None:
         assert scripts.find_benchmark_script(name).name == f"bench_{name}.py"
 
 
-def test_inference_appends_a_table(tmp_path: Path) -> None:
+def test_inference_writes_a_result_file_and_the_summary(tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime")
-    md = tmp_path / "B.md"
+    results = tmp_path / "results"
     args = ["bench", "inference", "--model", "mvnet", "--threads", "1", "--repeats", "3"]
     args += ["--warmup", "0", "--batch", "2", "--batch-repeats", "1", "--no-detectors"]
-    args += ["--faces", str(tmp_path / "none"), "--markdown", str(md)]
+    args += ["--faces", str(tmp_path / "none"), "--results", str(results)]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    text = md.read_text()
+    (path,) = (results / "inference").glob("*.json")
+    data = json.loads(path.read_text())
+    assert data["kind"] == "inference" and "--repeats 3" in data["command"]
+    assert data["machine"]["cpus"] >= 1 and data["arguments"]["repeats"] == 3
+    assert ["mvnet", "torch", 1] in [row[:3] for row in data["tables"][0]["rows"]]
+    text = (tmp_path / "BENCHMARKS.md").read_text()
     assert "## Inference speed" in text and "| mvnet | torch | 1 |" in text
-    assert "--repeats 3" in text  # the command that reproduces the run
+    assert f"(results/inference/{path.name})" in text  # the link to the run's file
+
+
+def test_report_regenerates_the_summary_and_needs_results(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["bench", "report", "--results", str(tmp_path / "none")])
+    assert result.exit_code == 3 and "no result files" in result.output
+    write_result(
+        BenchResult("train", "Training", "cmd", {"cpu": "C", "cpus": 2}, []), tmp_path / "r"
+    )
+    out = tmp_path / "page.md"
+    args = ["bench", "report", "--results", str(tmp_path / "r"), "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert out.read_text() == summary_markdown(tmp_path / "r", link_base=tmp_path)

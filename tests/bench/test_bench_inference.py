@@ -10,7 +10,7 @@ from mvface.bench.inference import (
     ModelSpec,
     export_network,
     inference_goals,
-    inference_markdown,
+    inference_result,
     load_faces,
     onnx_engine,
     resolve_models,
@@ -103,15 +103,18 @@ def test_small_run_gives_a_table_per_engine(tmp_path: Path) -> None:
     for r in result.rows:
         assert r.repeats == 5 and r.batch_repeats == 2 and r.batch == 2
         assert r.ms_per_face > 0 and r.faces_per_s > 0 and r.p90_ms >= r.ms_per_face
-    text = inference_markdown(result, "mvface bench inference --model mvnet")
-    table = [line for line in text.splitlines() if line.startswith("| ")]
-    assert table[0].startswith("| model | engine | threads | ms/face (batch 1)")
-    assert len(table) == 1 + 2  # header + one row per engine
-    assert "machine: " in text and "`mvface bench inference --model mvnet`" in text
+    run = inference_result(result, "mvface bench inference --model mvnet")
+    assert run.kind == "inference" and run.command == "mvface bench inference --model mvnet"
+    assert run.machine["cpus"] >= 1 and run.arguments["repeats"] == 5
+    table = run.tables[0]
+    assert table.columns[:4] == ["model", "engine", "threads", "ms/face (batch 1)"]
+    assert [row[:3] for row in table.rows] == [["mvnet", "torch", 1], ["mvnet", "ONNX Runtime", 1]]
+    assert all(row[3] > 0 for row in table.rows)  # unrounded milliseconds
     # the goals need the default model and the peers: not measured here, said so
     goals = inference_goals(result)
     assert len(goals) == 2 and all(g.met is None for g in goals)
-    assert "not measured in this run" in text
+    assert [g["met"] for g in run.goals] == [None, None]
+    assert all(g["measured"] == "not measured in this run" for g in run.goals)
 
 
 @requires_shared("data/300w/helen_testset")

@@ -88,7 +88,7 @@ def command(name: str, spec: str, faces: Path, out: Path) -> list[str]:
         "eval": ["eval", "--dataset", "folder-pts", "--root", str(faces), "--out", str(out)],
         "demo": ["demo", *gt, "--output", str(out)],
         "compare": ["compare", *gt, "--output", str(out / "figure.png")],
-        "bench": ["bench", "inference", *BENCH_ONCE, "--faces", str(faces), "--no-markdown"],
+        "bench": ["bench", "inference", *BENCH_ONCE, "--faces", str(faces), "--no-results"],
         "export": ["export", "onnx", "--out", str(out / "model.onnx")],
     }[name] + ["--model", spec]
 

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mvface.bench.inference import (
     ModelSpec,
@@ -31,7 +32,8 @@ from mvface.bench.inference import (
     weights_key,
 )
 from mvface.bench.machine import MachineInfo, machine_info
-from mvface.bench.report import fmt, markdown_table, ratio, run_heading
+from mvface.bench.report import fmt, ratio
+from mvface.bench.results import BenchResult, ResultTable
 from mvface.errors import NotAvailableError
 from mvface.eval.plots import plot_ced
 from mvface.eval.protocols import YAW_BINS, ProtocolResult
@@ -45,7 +47,7 @@ __all__ = [
     "AccuracyConfig",
     "AccuracyResult",
     "AccuracySet",
-    "accuracy_markdown",
+    "accuracy_result",
     "model_specs",
     "print_summary",
     "run_accuracy_bench",
@@ -222,99 +224,107 @@ def run_accuracy_bench(cfg: AccuracyConfig, log: Callable[[str], None] = print) 
     )
 
 
-def _row(result: AccuracyResult, model: str) -> list[str]:
-    cells: list[str] = [model]
+def _row(result: AccuracyResult, model: str) -> list[Any]:
+    """One model's cells, unrounded (``None``: not evaluated); columns as :func:`_headers`."""
+    cells: list[Any] = [model]
     peer = PEER if PEER in result.models else None
     for s in result.sets:
         r = result.results.get((model, s.key))
         p = result.results.get((peer, s.key)) if peer else None
         if r is None:
-            cells += ["n/a"] * (8 if s.dataset == "aflw2000-3d" else 4)
+            cells += [None] * (8 if s.dataset == "aflw2000-3d" else 4)
             continue
         if r.nme_bins is not None:
-            cells += [fmt(r.nme_bins[b], 3) for b, _, _ in YAW_BINS]
-            cells += [fmt(r.nme_balanced, 3), fmt(r.nme_mean, 3)]
+            cells += [float(r.nme_bins[b]) for b, _, _ in YAW_BINS]
+            cells += [r.nme_balanced, float(r.nme_mean)]
             headline, peer_headline = r.nme_balanced, (p.nme_balanced if p else None)
         else:
-            cells += [fmt(r.nme_mean, 3)]
+            cells += [float(r.nme_mean)]
             headline, peer_headline = r.nme_mean, (p.nme_mean if p else None)
-        cells += [fmt(r.auc, 4), fmt(100 * r.failure_rate, 1)]
-        cells += [fmt(ratio(headline, peer_headline))]
+        cells += [float(r.auc), 100 * float(r.failure_rate)]
+        cells += [ratio(headline, peer_headline)]
     speeds = [result.ms_per_face[k] for k in result.ms_per_face if k[0] == model]
-    cells.append(fmt(sum(speeds) / len(speeds), 1) if speeds else "n/a")
+    cells.append(sum(speeds) / len(speeds) if speeds else None)
     return cells
 
 
-def _headers(result: AccuracyResult) -> list[str]:
+def _headers(result: AccuracyResult) -> tuple[list[str], dict[str, int]]:
+    """Column headers and the decimals each shows (NME 3, AUC 4, FR 1, ratios 2, ms 1)."""
     headers = ["model"]
+    digits: dict[str, int] = {}
     for s in result.sets:
         r = next(v for k, v in result.results.items() if k[1] == s.key)
         t = f"{r.threshold:g}"
         if r.nme_bins is not None:
             short = "AFLW"
-            headers += [f"{short} {b}" for b, _, _ in YAW_BINS]
-            headers += [f"{short} balanced", f"{short} mean"]
-            headers += [f"{short} AUC@{t}%", f"{short} FR@{t}% (%)", f"{short} balanced ÷ {PEER}"]
+            nme = [f"{short} {b}" for b, _, _ in YAW_BINS] + [f"{short} balanced", f"{short} mean"]
+            rest = [f"{short} AUC@{t}%", f"{short} FR@{t}% (%)", f"{short} balanced ÷ {PEER}"]
         else:
             short = "300-W HELEN" if s.key == "300w-helen" else s.key
-            headers += [f"{short} NME", f"{short} AUC@{t}%", f"{short} FR@{t}% (%)"]
-            headers += [f"{short} ÷ {PEER}"]
+            nme = [f"{short} NME"]
+            rest = [f"{short} AUC@{t}%", f"{short} FR@{t}% (%)", f"{short} ÷ {PEER}"]
+        headers += nme + rest
+        digits.update({h: 3 for h in nme})
+        digits.update(dict(zip(rest, (4, 1, 2), strict=True)))
     headers.append("ms/face (in eval, 1 process)")
-    return headers
+    digits[headers[-1]] = 1
+    return headers, digits
 
 
-def accuracy_markdown(result: AccuracyResult, command: str, link_base: Path | None = None) -> str:
-    """The run as a markdown section: one row per model, then the plots and notes.
-
-    Args:
-        result: the run.
-        command: the command line that produced it.
-        link_base: folder the markdown file lives in (plot links are made relative to it).
-    """
-    lines = [
-        run_heading("Accuracy", command, result.machine.describe()),
-        "NME in percent, every model cropped from the ground-truth landmark box through its own "
-        "crop policy. AFLW2000-3D: 3DDFA protocol (2D NME / sqrt(w·h) of the ground-truth box, "
-        "|yaw| bins from `AFLW2000-3D.pose.npy`, original ground truth; balanced = mean of the "
-        "three bin means). 300-W HELEN test: NME / outer-eye-corner distance. AUC and failure "
-        f"rate (FR) at the protocol's threshold. Ratios: the headline NME divided by {PEER}'s, "
-        "evaluated in the same run (< 1: better than the peer).",
-        "",
-    ]
+def accuracy_result(result: AccuracyResult, command: str) -> BenchResult:
+    """The run as a :class:`~mvface.bench.results.BenchResult` (kind ``accuracy``): one row per
+    model with its ratio to :data:`PEER`, the plots and notes."""
     counts = []
     for s in result.sets:
         n = {result.results[(m, s.key)].n for m in result.models if (m, s.key) in result.results}
         counts.append(f"{s.label}: {', '.join(str(v) for v in sorted(n))} faces")
-    lines += ["; ".join(counts) + ".", ""]
-    lines.append(markdown_table(_headers(result), [_row(result, m) for m in result.models]))
-    plot_links = []
-    for key, path in result.plots.items():
-        shown = path
-        if link_base is not None:
-            try:
-                shown = path.resolve().relative_to(link_base.resolve())
-            except ValueError:
-                shown = path
-        plot_links.append(f"`{shown}` ({key})")
-    lines += [
-        f"CED plots (all models): {', '.join(plot_links)}; per-run reports (metrics.json, "
-        f"per_image.csv, predictions.npy, ced.png) in `{result.config.out}/<model>-<set>/`.",
-        "",
+    headers, digits = _headers(result)
+    name = (
+        "NME in percent, every model cropped from the ground-truth landmark box through its own "
+        "crop policy. AFLW2000-3D: 3DDFA protocol (2D NME / sqrt(w·h) of the ground-truth box, "
+        "|yaw| bins from `AFLW2000-3D.pose.npy`; balanced = mean of the three bin means). "
+        "300-W HELEN test: NME / outer-eye-corner distance. AUC and failure rate (FR) at the "
+        f"protocol's threshold. Ratios: the headline NME divided by {PEER}'s, evaluated in the "
+        "same run (< 1: better than the peer). " + "; ".join(counts) + "."
+    )
+    table = ResultTable(name, headers, [_row(result, m) for m in result.models], digits)
+    notes = [
+        "CED plots (all models): "
+        + ", ".join(f"`{path}` ({key})" for key, path in result.plots.items())
+        + f"; per-run reports (metrics.json, per_image.csv, predictions.npy, ced.png) in "
+        f"`{result.config.out}/<model>-<set>/`."
     ]
-    notes = [f"- `{k}`: {v}" for k, v in result.left_out.items()]
-    skipped = {k: v for k, v in result.skipped.items() if v}
-    notes += [f"- `{m}` on {s}: {v} faces skipped" for (m, s), v in skipped.items()]
-    notes.append(f"- Total benchmark time {result.seconds:.0f} s.")
-    lines += ["Notes:", "", *notes]
-    return "\n".join(lines) + "\n"
+    notes += [f"`{k}`: {v}" for k, v in result.left_out.items()]
+    notes += [f"`{m}` on {s}: {v} faces skipped" for (m, s), v in result.skipped.items() if v]
+    notes.append(f"Total benchmark time {result.seconds:.0f} s.")
+    return BenchResult(
+        kind="accuracy",
+        title="Accuracy",
+        command=command,
+        machine=result.machine.to_dict(),
+        tables=[table],
+        arguments={
+            "models": [f"{m.label}={m.name}:{m.weights or ''}" for m in result.config.models]
+            if result.config.models
+            else None,
+            "out": str(result.config.out),
+            "limit": result.config.limit,
+            "sets": [s.key for s in result.sets],
+        },
+        notes=notes,
+    )
 
 
 def print_summary(result: AccuracyResult, log: Callable[[str], None] = print) -> None:
     """Plain-text lines of the table."""
     log(f"machine: {result.machine.describe()}")
-    headers = _headers(result)
+    headers, digits = _headers(result)
     for m in result.models:
-        log("  " + "; ".join(f"{h}: {c}" for h, c in zip(headers, _row(result, m), strict=True)))
+        cells = [
+            c if isinstance(c, str) else fmt(c, digits.get(h, 2))
+            for h, c in zip(headers, _row(result, m), strict=True)
+        ]
+        log("  " + "; ".join(f"{h}: {c}" for h, c in zip(headers, cells, strict=True)))
 
 
 def model_specs(names: Sequence[str]) -> list[ModelSpec] | None:

@@ -48,7 +48,8 @@ import torch
 from torch import nn
 
 from mvface.bench.machine import MachineInfo, load_average, machine_info
-from mvface.bench.report import fmt, markdown_table, ratio, run_heading
+from mvface.bench.report import fmt, ratio
+from mvface.bench.results import BenchResult, ResultTable
 from mvface.errors import BadInputError, NotAvailableError
 from mvface.export import export_onnx
 from mvface.models import (
@@ -77,7 +78,7 @@ __all__ = [
     "default_shared_root",
     "export_network",
     "inference_goals",
-    "inference_markdown",
+    "inference_result",
     "load_faces",
     "onnx_engine",
     "print_summary",
@@ -433,7 +434,7 @@ class InferenceConfig:
             :func:`resolve_models`).
         threads: thread counts to measure at.
         engines: ``"torch"`` and/or ``"onnx"`` (dlib always runs its own engine).
-        repeats: timed batch-1 calls per model (median reported); the issue asks >= 200.
+        repeats: timed batch-1 calls per model (median reported); at least 200 for a stable median.
         warmup: discarded rounds before timing.
         batch: faces per batched call.
         batch_repeats: timed batched calls per model.
@@ -596,7 +597,7 @@ def run_inference_bench(
         log: progress lines (one per stage).
 
     Returns:
-        The measurements; :func:`inference_markdown` formats them.
+        The measurements; :func:`inference_result` turns them into a result file's content.
 
     Raises:
         NotAvailableError: no model could be created.
@@ -705,7 +706,7 @@ class Goal:
 
 
 def inference_goals(result: InferenceResult) -> list[Goal]:
-    """The issue's speed goals, checked on this run's rows.
+    """The speed goals, checked on this run's rows.
 
     1. ms/face <= ``3ddfa-v2``'s at 1 thread in ONNX Runtime.
     2. Batched faces/s >= 2x dlib's at 2 threads (its faster engine).
@@ -749,22 +750,30 @@ def _met(value: bool | None) -> str:
     return "n/a" if value is None else ("**met**" if value else "**not met**")
 
 
-def inference_markdown(result: InferenceResult, command: str) -> str:
-    """The run as a markdown section: model table, detector table, goals and notes."""
+def _config_arguments(cfg: InferenceConfig) -> dict[str, Any]:
+    """The run's settings as plain JSON values (models as their specs)."""
+    return {
+        "models": [f"{m.label}={m.name}:{m.weights or ''}" for m in cfg.models]
+        if cfg.models
+        else None,
+        "threads": list(cfg.threads),
+        "engines": list(cfg.engines),
+        "repeats": cfg.repeats,
+        "warmup": cfg.warmup,
+        "batch": cfg.batch,
+        "batch_repeats": cfg.batch_repeats,
+        "faces": str(cfg.faces) if cfg.faces is not None else None,
+        "detectors": list(cfg.detectors),
+        "detector_repeats": cfg.detector_repeats,
+        "ort_spinning": cfg.ort_spinning,
+    }
+
+
+def inference_result(result: InferenceResult, command: str) -> BenchResult:
+    """The run as a :class:`~mvface.bench.results.BenchResult` (kind ``inference``): the model
+    table with its ratios, the detector table, the goals and the notes."""
     cfg = result.config
-    lines = [
-        run_heading("Inference speed", command, result.machine.describe()),
-        f"Faces: {result.faces} ({result.image_size} px images; canonical box = tight box of "
-        "the annotated 68 points). One face = the whole `predict` (crop policy, network, mapping "
-        f"back). Batch 1: median (and 90th percentile) of {cfg.repeats} calls per model and "
-        f"engine after {cfg.warmup} warm-up rounds; batched: {cfg.batch_repeats} calls of "
-        f"{cfg.batch} faces. All models interleaved round robin in one process. Ratios are "
-        "against the peer measured in the same run at the same thread count: ms/face against "
-        "3ddfa-v2 on the same engine, faces/s against dlib. ONNX Runtime: CPU provider, "
-        f"one inter-op thread, spin-waiting {'on' if cfg.ort_spinning else 'off'}.",
-        "",
-    ]
-    headers = [
+    columns = [
         "model",
         "engine",
         "threads",
@@ -774,75 +783,99 @@ def inference_markdown(result: InferenceResult, command: str) -> str:
         "ms/face ÷ 3ddfa-v2",
         "faces/s ÷ dlib",
     ]
-    table = []
+    rows: list[list[Any]] = []
     for r in sorted(result.rows, key=lambda r: (r.threads, list(result.notes).index(r.model))):
         peer = result.row("3ddfa-v2", r.engine if r.engine != "dlib" else "torch", r.threads)
         dlib = result.row("dlib", "dlib", r.threads)
-        table.append(
+        rows.append(
             [
-                f"**{r.model}**" if r.model in (DEFAULT_MODEL, BASE_MODEL) else r.model,
+                r.model,
                 "ONNX Runtime" if r.engine == "onnx" else r.engine,
                 r.threads,
-                fmt(r.ms_per_face),
-                fmt(r.p90_ms),
-                fmt(r.faces_per_s, 1),
-                fmt(ratio(r.ms_per_face, peer.ms_per_face if peer else None)),
-                fmt(ratio(r.faces_per_s, dlib.faces_per_s if dlib else None)),
+                r.ms_per_face,
+                r.p90_ms,
+                r.faces_per_s,
+                ratio(r.ms_per_face, peer.ms_per_face if peer else None),
+                ratio(r.faces_per_s, dlib.faces_per_s if dlib else None),
             ]
         )
-    lines += [markdown_table(headers, table)]
+    tables = [
+        ResultTable(
+            name=(
+                f"Faces: {result.faces} ({result.image_size} px images; canonical box = tight "
+                "box of the annotated 68 points). One face = the whole `predict` (crop policy, "
+                f"network, mapping back). Batch 1: median (and 90th percentile) of {cfg.repeats} "
+                f"calls per model and engine after {cfg.warmup} warm-up rounds; batched: "
+                f"{cfg.batch_repeats} calls of {cfg.batch} faces. All models interleaved round "
+                "robin in one process. Ratios against the peer measured in the same run at the "
+                "same thread count: ms/face against 3ddfa-v2 on the same engine, faces/s against "
+                "dlib. ONNX Runtime: CPU provider, one inter-op thread, spin-waiting "
+                f"{'on' if cfg.ort_spinning else 'off'}."
+            ),
+            columns=columns,
+            rows=rows,
+            digits={columns[5]: 1},
+        )
+    ]
     if result.detectors:
         hog = {d.threads: d for d in result.detectors if d.detector == "dlib-hog"}
-        d_table = [
-            [
-                d.detector,
-                d.threads,
-                fmt(d.ms_per_image),
-                fmt(
-                    ratio(d.ms_per_image, hog[d.threads].ms_per_image if d.threads in hog else 0.0)
+        tables.append(
+            ResultTable(
+                name=(
+                    "Face detection, timed separately (`detect` on the same images, one image "
+                    "per call, interleaved)."
                 ),
-                d.repeats,
-            ]
-            for d in sorted(result.detectors, key=lambda d: (d.threads, d.detector))
-        ]
-        lines += [
-            "Face detection, timed separately (`detect` on the same images, one image per call, "
-            "interleaved):",
-            "",
-            markdown_table(
-                ["detector", "threads", "ms/image (median)", "÷ dlib-hog", "calls"], d_table
-            ),
-        ]
-    lines += ["Goals (issue #7), this run:", ""]
-    lines += [f"- {g.text}: {g.measured} — {_met(g.met)}" for g in inference_goals(result)]
-    lines += ["", "Notes:", ""]
-    for name, note in result.notes.items():
-        if note:
-            lines.append(f"- `{name}`: {note}")
-    for name, why in result.left_out.items():
-        lines.append(f"- `{name}`: {why}")
+                columns=["detector", "threads", "ms/image (median)", "÷ dlib-hog", "calls"],
+                rows=[
+                    [
+                        d.detector,
+                        d.threads,
+                        d.ms_per_image,
+                        ratio(
+                            d.ms_per_image,
+                            hog[d.threads].ms_per_image if d.threads in hog else None,
+                        ),
+                        d.repeats,
+                    ]
+                    for d in sorted(result.detectors, key=lambda d: (d.threads, d.detector))
+                ],
+                summary=False,
+            )
+        )
+    notes = [f"`{name}`: {note}" for name, note in result.notes.items() if note]
+    notes += [f"`{name}`: {why}" for name, why in result.left_out.items()]
     if result.onnx_max_diff_px:
         diffs = ", ".join(f"{k} {v:.2g}" for k, v in result.onnx_max_diff_px.items())
-        lines.append(f"- ONNX Runtime vs PyTorch, largest point difference (px): {diffs}")
+        notes.append(f"ONNX Runtime vs PyTorch, largest point difference (px): {diffs}")
     if DEFAULT_MODEL in result.notes or BASE_MODEL in result.notes:
-        lines.append(
-            f"- `{DEFAULT_MODEL}` and `{BASE_MODEL}` run each network call on one thread (both "
-            f"engines); with 2 threads their batched `predict` runs 2 faces at a time "
-            f"(`{DEFAULT_MODEL}`, one pass: 2 chunks of faces, one network call each). dlib is "
+        notes.append(
+            f"`{DEFAULT_MODEL}` and `{BASE_MODEL}` run each network call on one thread (both "
+            f"engines); with 2 threads their batched `predict` runs 2 faces at a time. dlib is "
             "single-threaded."
         )
     if result.load_end is not None:
-        lines.append(
-            "- Load average at the end (1 / 5 / 15 min): "
+        notes.append(
+            "Load average at the end (1 / 5 / 15 min): "
             + " / ".join(f"{v:.2f}" for v in result.load_end)
-            + f" on {result.machine.cpus} CPUs (the machine line has it at the start)."
+            + f" on {result.machine.cpus} CPUs (the machine facts have it at the start)."
         )
-    lines.append(f"- Total benchmark time {result.seconds:.0f} s.")
-    return "\n".join(lines) + "\n"
+    notes.append(f"Total benchmark time {result.seconds:.0f} s.")
+    return BenchResult(
+        kind="inference",
+        title="Inference speed",
+        command=command,
+        machine=result.machine.to_dict(),
+        tables=tables,
+        arguments=_config_arguments(cfg),
+        goals=[
+            {"goal": g.text, "measured": g.measured, "met": g.met} for g in inference_goals(result)
+        ],
+        notes=notes,
+    )
 
 
 def print_summary(result: InferenceResult, log: Callable[[str], None] = print) -> None:
-    """Plain-text result lines (the console view of :func:`inference_markdown`)."""
+    """Plain-text result lines (the console view of :func:`inference_result`)."""
     log(f"machine: {result.machine.describe()}")
     for r in result.rows:
         peer = result.row("3ddfa-v2", r.engine if r.engine != "dlib" else "torch", r.threads)

@@ -1,26 +1,40 @@
-"""``mvface bench NAME``: benchmarks against peers; each appends its table to BENCHMARKS.md."""
+"""``mvface bench NAME``: benchmarks against peers; each run writes one JSON result file.
+
+Results go to ``--results`` (``results/<kind>/<UTC time>.json``); ``BENCHMARKS.md`` beside that
+folder is regenerated from all of them after every run (``mvface bench report`` does it alone).
+"""
 
 from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mvface.cli._common import console, handle_errors
 from mvface.cli._model_option import check_model_specs
 
+if TYPE_CHECKING:
+    from mvface.bench.results import BenchResult
+
 app = typer.Typer(
-    help="Benchmarks against peers measured in the same run (tables go to BENCHMARKS.md).",
+    help=(
+        "Benchmarks against peers measured in the same run (one JSON file per run under "
+        "--results; BENCHMARKS.md is generated from them)."
+    ),
     no_args_is_help=True,
 )
 
-MarkdownOption = Annotated[
-    Path, typer.Option(help="Markdown file the result table is appended to.")
+ResultsOption = Annotated[
+    Path,
+    typer.Option(
+        help="Results folder: the run goes to <folder>/<kind>/<UTC time>.json and "
+        "BENCHMARKS.md beside the folder is regenerated."
+    ),
 ]
-NoMarkdownOption = Annotated[
-    bool, typer.Option("--no-markdown", help="Print only; append nothing.")
+NoResultsOption = Annotated[
+    bool, typer.Option("--no-results", help="Print only; write no result file.")
 ]
 SharedOption = Annotated[
     Path | None,
@@ -80,17 +94,16 @@ def inference_command(
         bool, typer.Option("--ort-spinning", help="Let idle ONNX Runtime threads spin-wait.")
     ] = False,
     shared: SharedOption = None,
-    markdown: MarkdownOption = Path("BENCHMARKS.md"),
-    no_markdown: NoMarkdownOption = False,
+    results: ResultsOption = Path("results"),
+    no_results: NoResultsOption = False,
 ) -> None:
     """ms/face and batched faces/s of every model, PyTorch eager vs ONNX Runtime, with peers."""
     from mvface.bench.inference import (
         InferenceConfig,
-        inference_markdown,
+        inference_result,
         print_summary,
         run_inference_bench,
     )
-    from mvface.bench.report import append_markdown
     from mvface.models.spec import parse_model_specs
 
     defaults = InferenceConfig()
@@ -126,9 +139,8 @@ def inference_command(
     )
     result = run_inference_bench(cfg, log=lambda line: console.print(line, highlight=False))
     print_summary(result, log=typer.echo)
-    if not no_markdown:
-        append_markdown(markdown, inference_markdown(result, command))
-        console.print(f"appended to {markdown}")
+    if not no_results:
+        _record(inference_result(result, command), results)
 
 
 @app.command("accuracy")
@@ -142,18 +154,17 @@ def accuracy_command(
         int | None, typer.Option(min=1, help="Only the first N faces per set.")
     ] = None,
     shared: SharedOption = None,
-    markdown: MarkdownOption = Path("BENCHMARKS.md"),
-    no_markdown: NoMarkdownOption = False,
+    results: ResultsOption = Path("results"),
+    no_results: NoResultsOption = False,
 ) -> None:
     """NME per yaw bin, balanced, 300-W NME, AUC/FR of every model on every shared data set."""
     from mvface.bench.accuracy import (
         AccuracyConfig,
-        accuracy_markdown,
+        accuracy_result,
         model_specs,
         print_summary,
         run_accuracy_bench,
     )
-    from mvface.bench.report import append_markdown
 
     cfg = AccuracyConfig(models=model_specs(model or []), out=out, limit=limit)
     if shared is not None:
@@ -161,16 +172,23 @@ def accuracy_command(
     command = _command("accuracy", {"model": model, "out": out, "limit": limit})
     result = run_accuracy_bench(cfg, log=lambda line: console.print(line, highlight=False))
     print_summary(result, log=typer.echo)
-    if not no_markdown:
-        append_markdown(markdown, accuracy_markdown(result, command, link_base=markdown.parent))
-        console.print(f"appended to {markdown}")
+    if not no_results:
+        _record(accuracy_result(result, command), results)
 
 
-def _script(name: str, args: list[str], markdown: Path | None) -> None:
+def _record(result: BenchResult, results: Path) -> None:
+    """Write one run's result file and regenerate the summary beside the folder."""
+    from mvface.bench.results import record_run
+
+    path, page = record_run(result, results)
+    console.print(f"wrote {path}; regenerated {page}", highlight=False)
+
+
+def _script(name: str, args: list[str], results: Path | None) -> None:
     from mvface.bench.scripts import run_benchmark_script
 
-    if markdown is not None and "--markdown" not in args:
-        args = [*args, "--markdown", str(markdown)]
+    if results is not None and "--results" not in args:
+        args = [*args, "--results", str(results)]
     code = run_benchmark_script(name, args)
     if code:
         raise typer.Exit(code)
@@ -180,25 +198,50 @@ def _script(name: str, args: list[str], markdown: Path | None) -> None:
 @handle_errors
 def synth_command(
     ctx: typer.Context,
-    markdown: MarkdownOption = Path("BENCHMARKS.md"),
-    no_markdown: NoMarkdownOption = False,
+    results: ResultsOption = Path("results"),
+    no_results: NoResultsOption = False,
 ) -> None:
     """views/s, s/identity (512 views at 256 px, 1 and 2 workers), peak memory per worker.
 
     Runs benchmarks/bench_synth.py from the source checkout; other arguments go to it.
     """
-    _script("synth", list(ctx.args), None if no_markdown else markdown)
+    _script("synth", list(ctx.args), None if no_results else results)
 
 
 @app.command("train", context_settings=PASS_THROUGH)
 @handle_errors
 def train_command(
     ctx: typer.Context,
-    markdown: MarkdownOption = Path("BENCHMARKS.md"),
-    no_markdown: NoMarkdownOption = False,
+    results: ResultsOption = Path("results"),
+    no_results: NoResultsOption = False,
 ) -> None:
     """Training images/s with and without the plug-in terms, peak memory of a step.
 
     Runs benchmarks/bench_train.py from the source checkout; other arguments go to it.
     """
-    _script("train", list(ctx.args), None if no_markdown else markdown)
+    _script("train", list(ctx.args), None if no_results else results)
+
+
+@app.command("report")
+@handle_errors
+def report_command(
+    results: Annotated[Path, typer.Option(help="Results folder (<kind>/<UTC time>.json).")] = Path(
+        "results"
+    ),
+    out: Annotated[
+        Path | None, typer.Option(help="Summary page (default: BENCHMARKS.md beside --results).")
+    ] = None,
+) -> None:
+    """Regenerate the summary page from the result files (latest run per kind and machine)."""
+    from mvface.bench.results import default_summary_path, load_results, write_summary
+    from mvface.errors import NotAvailableError
+
+    found, skipped = load_results(results)
+    if not found:
+        raise NotAvailableError(f"no result files in {results}/<kind>/*.json")
+    page = write_summary(results, out if out is not None else default_summary_path(results))
+    for line in skipped:
+        typer.echo(f"skipped {line}", err=True)
+    console.print(f"wrote {page} from {len(found)} result files", highlight=False)
+    if skipped:
+        raise typer.Exit(1)
