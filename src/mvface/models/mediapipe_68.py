@@ -8,7 +8,7 @@ commutes with any affine map of the mesh (crop ↔ image, rotation, scale), so i
 stays consistent under head rotation, and ``z`` of each point comes from the same combination.
 The jaw rows (iBUG 0-16) may only use MediaPipe's face-oval vertices, so the jaw follows the
 mesh's 3D contour rather than the 2D silhouette marked in 300-W. The head is fitted on 300-W AFW
-by :func:`fit_head` (``python -m mvface.models.mediapipe_68 fit-head ...``).
+by :func:`mvface.train.head_fit.fit_head` (``python -m mvface.train.head_fit fit-head ...``).
 
 Crop policy (as MediaPipe tracks a face):
 
@@ -34,12 +34,8 @@ Example:
 
 from __future__ import annotations
 
-import argparse
-import hashlib
-import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -47,8 +43,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mvface.data.record import landmark_box
-from mvface.data.scheme import GROUPS, mirror_points
+from mvface.data.scheme import GROUPS
 from mvface.errors import BadInputError, NotAvailableError
 from mvface.models._registry import register_model
 from mvface.models._weights import load_weights, save_weights
@@ -169,7 +164,7 @@ class MediaPipe68Net(nn.Module):
 
 
 def load_head(path: str | Path = DEFAULT_HEAD_PATH) -> tuple[MeshTo68Head, dict[str, Any]]:
-    """Load a head saved by :func:`save_head`.
+    """Load a head saved by :func:`mvface.train.head_fit.save_head`.
 
     Returns:
         The head and its JSON config (fit settings and training-set scores).
@@ -193,11 +188,12 @@ def _head_from_tensors(tensors: dict[str, torch.Tensor], path: str | Path) -> Me
 
 
 def load_network(path: str | Path, mesh: str | Path | None = None) -> MediaPipe68Net:
-    """Load a head file (:func:`save_head`) or a whole network (:meth:`MediaPipe68.save`).
+    """Load a head file or a whole network (:meth:`MediaPipe68.save`).
 
-    A head file is combined with the face mesh weights ``mesh`` (``None``: the shipped ones); a
-    whole-network file (``mesh.*`` and ``head.weight`` tensors) carries its own mesh, and its
-    crop size is read from its heads' output kernel (:func:`head_kernel`).
+    A head file (:func:`~mvface.train.head_fit.save_head`) is combined with the face mesh weights
+    ``mesh`` (``None``: the shipped ones); a whole-network file (``mesh.*`` and ``head.weight``
+    tensors) carries its own mesh, and its crop size is read from its heads' output kernel
+    (:func:`head_kernel`).
 
     Raises:
         BadInputError: unreadable file, wrong tensors, or ``mesh`` given with a whole network.
@@ -304,9 +300,10 @@ class MediaPipe68(TorchLandmarkModel):
     """MediaPipe face mesh + learned 468 → 68 head, with MediaPipe's two-pass crop.
 
     Args:
-        head: a head weights file from :func:`save_head`, or a head module; ``None`` loads the
-            shipped :data:`DEFAULT_HEAD_PATH` when it exists and otherwise leaves the head
-            unfitted (uniform weights: for :func:`fit_head`, which only needs the mesh).
+        head: a head weights file from :func:`~mvface.train.head_fit.save_head`, or a head
+            module; ``None`` loads the shipped :data:`DEFAULT_HEAD_PATH` when it exists and
+            otherwise leaves the head unfitted (uniform weights: for
+            :func:`~mvface.train.head_fit.fit_head`, which only needs the mesh).
         mesh: face mesh weights (``None``: the shipped ``facemesh.safetensors``).
         recrop_scale: re-crop side / mesh extent (see :func:`recrop_from_mesh`).
         passes: network passes: 1 (the upright first pass only), 2 (re-crop once from the
@@ -506,235 +503,7 @@ def _to_image_pixels(crop_points: np.ndarray, m: np.ndarray) -> np.ndarray:
     return out
 
 
-# --------------------------------------------------------------------------------------------
-# Fitting the head on 300-W
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class HeadFitConfig:
-    """Settings of :func:`fit_head` (saved in the head file's config).
-
-    Attributes:
-        neighbours: candidate vertices of each non-jaw point: the ``neighbours`` vertices
-            nearest to it on average over the training faces (2D, box-normalized).
-        ridge: ridge penalty on the weights, per training face (box-normalized units).
-        mirror: also fit on the mirrored images (:func:`~mvface.data.scheme.mirror_points`).
-        seed: recorded for the recipe; the fit has no random step.
-    """
-
-    neighbours: int = 10
-    ridge: float = 1e-4
-    mirror: bool = True
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.neighbours < 1 or not self.ridge >= 0:
-            raise ValueError(f"need neighbours >= 1 and ridge >= 0, got {self}")
-
-
-def mirror_face(image: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mirror an image left-right and relabel its 68 points.
-
-    Args:
-        image: ``(H, W, 3)`` uint8.
-        points: ``(68, 2+)`` 0-based pixels.
-
-    Returns:
-        The mirrored image and points ``(68, 2+)`` in iBUG order.
-    """
-    return np.ascontiguousarray(image[:, ::-1]), mirror_points(points, image.shape[1])
-
-
-def collect_meshes(
-    model: MediaPipe68, faces: Iterable[tuple[np.ndarray, np.ndarray]], mirror: bool = True
-) -> tuple[np.ndarray, np.ndarray]:
-    """Meshes from the model's crop policy (ground-truth canonical boxes) and their targets.
-
-    Args:
-        model: the mesh network with its crop policy (the head is not used).
-        faces: ``(image (H, W, 3) uint8 RGB, points (68, 2) 0-based pixels)`` pairs.
-        mirror: add each face mirrored.
-
-    Returns:
-        meshes ``(F, 468, 3)`` and targets ``(F, 68, 2)``, image pixels.
-    """
-    meshes, targets = [], []
-    for image, points in faces:
-        variants = [(image, points)]
-        if mirror:
-            variants.append(mirror_face(image, points))
-        for img, pts in variants:
-            box = model.config.crop(landmark_box(pts)[None])
-            meshes.append(model.predict_mesh([img], box)[1][0])
-            targets.append(np.asarray(pts, np.float64)[:, :2])
-    return np.stack(meshes), np.stack(targets)
-
-
-def _box_normalize(meshes: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Centre each face on its target box and divide by ``sqrt(w * h)`` (a similarity)."""
-    low, high = targets.min(1), targets.max(1)
-    centre = (low + high) / 2
-    size = np.sqrt(np.prod(high - low, axis=1))[:, None, None]
-    return (meshes[..., :2] - centre[:, None]) / size, (targets - centre[:, None]) / size
-
-
-def fit_convex_head(
-    meshes: np.ndarray, targets: np.ndarray, neighbours: int = 10, ridge: float = 1e-4
-) -> np.ndarray:
-    """Fit the 68 x 468 convex-combination weights to 2D targets.
-
-    Each row solves ``min ||sum_j w_j v_j - t||^2 + ridge * F * ||w||^2`` over the training
-    faces (box-normalized ``x, y``), subject to ``w >= 0`` and ``sum w = 1`` (non-negative
-    least squares with a heavily weighted sum row, then renormalized). Jaw rows (iBUG 0-16)
-    may use only :data:`FACE_OVAL` vertices; the others their ``neighbours`` nearest vertices.
-
-    Args:
-        meshes: ``(F, 468, 2+)`` meshes, image pixels.
-        targets: ``(F, 68, 2)`` annotated points, image pixels.
-        neighbours: candidate vertices per non-jaw point.
-        ridge: ridge penalty per face.
-
-    Returns:
-        ``(68, 468)`` float64 weights, rows non-negative and summing to 1.
-    """
-    from scipy.optimize import nnls
-
-    mesh_xy, target_xy = _box_normalize(np.asarray(meshes, np.float64), targets)
-    num_faces, num_vertices = mesh_xy.shape[:2]
-    mean_dist = np.linalg.norm(mesh_xy[:, None] - target_xy[:, :, None], axis=-1).mean(0)
-    weight = np.zeros((target_xy.shape[1], num_vertices))
-    sum_row_weight = 100.0  # enforces sum(w) = 1 to ~1e-4 before renormalizing
-    for k in range(target_xy.shape[1]):
-        if k in IBUG_JAW:
-            cand = np.asarray(FACE_OVAL)
-        else:
-            cand = np.sort(np.argsort(mean_dist[k], kind="stable")[:neighbours])
-        a = np.concatenate(
-            [
-                mesh_xy[:, cand, 0],
-                mesh_xy[:, cand, 1],
-                np.sqrt(ridge * num_faces) * np.eye(len(cand)),
-                np.full((1, len(cand)), sum_row_weight),
-            ]
-        )
-        b = np.concatenate(
-            [target_xy[:, k, 0], target_xy[:, k, 1], np.zeros(len(cand)), [sum_row_weight]]
-        )
-        w, _ = nnls(a, b, maxiter=50 * len(cand))
-        weight[k, cand] = w / w.sum()
-    return weight
-
-
-def fit_head(
-    data: str | Path,
-    config: HeadFitConfig = HeadFitConfig(),
-    model: MediaPipe68 | None = None,
-) -> tuple[np.ndarray, dict[str, Any]]:
-    """The recipe of the shipped head: fit it on a folder of iBUG ``.pts`` faces (300-W AFW).
-
-    Runs the mesh network with the model's crop policy on every face (ground-truth canonical
-    box; mirrored copies too), then :func:`fit_convex_head`.
-
-    Args:
-        data: folder the ``"pts"`` reader reads (images + ``.pts``).
-        config: fit settings.
-        model: the model whose mesh and crop policy to use (default: a fresh
-            :class:`MediaPipe68`).
-
-    Returns:
-        weights ``(68, 468)`` and a JSON-able config: the settings, crop policy, training-set
-        size, 300-W NME (inter-ocular, percent) on the training faces, and a SHA-256 of the
-        training targets.
-
-    Raises:
-        BadInputError: the folder has no usable faces.
-    """
-    # imported here: mvface.eval imports mvface.models (a cycle at module level)
-    from mvface.data.image import load_image
-    from mvface.data.readers import read_dataset
-    from mvface.eval.protocols import ibug_300w_protocol
-
-    root = Path(data)
-    dataset = read_dataset("pts", root)
-    if not dataset.samples:
-        raise BadInputError(root, "no faces with .pts landmarks to fit the head on")
-    model = model or MediaPipe68(head=MeshTo68Head())
-
-    def faces() -> Iterable[tuple[np.ndarray, np.ndarray]]:
-        for sample in dataset.samples:
-            assert sample.landmarks is not None  # the pts reader always gives them
-            image = sample.image
-            yield (image if isinstance(image, np.ndarray) else load_image(image)), sample.landmarks
-
-    meshes, targets = collect_meshes(model, faces(), config.mirror)
-    weight = fit_convex_head(meshes, targets, config.neighbours, config.ridge)
-    train_nme = ibug_300w_protocol(np.einsum("kj,njd->nkd", weight, meshes), targets).nme_mean
-    info: dict[str, Any] = {
-        "head": "per-point convex combination of mesh vertices (x, y, z share the weights)",
-        "fit": asdict(config),
-        "first_pass_crop": asdict(model.config.crop),
-        "recrop_scale": model.recrop_scale,
-        "passes": model.passes,
-        "train_data": root.name,
-        "train_faces": len(dataset.samples),
-        "train_faces_fitted": len(targets),
-        "train_nme_300w_percent": round(float(train_nme), 4),
-        "train_targets_sha256": hashlib.sha256(
-            np.ascontiguousarray(targets, dtype="<f8").tobytes()
-        ).hexdigest(),
-    }
-    return weight, info
-
-
-def save_head(
-    path: str | Path, weight: np.ndarray, config: dict[str, Any], **metadata: str
-) -> Path:
-    """Save head weights ``(68, 468)`` (float32) with their config and provenance metadata."""
-    tensor = torch.from_numpy(np.asarray(weight, dtype=np.float32))
-    if tuple(tensor.shape) != (68, 468):
-        raise ValueError(f"head weights must be (68, 468), got {tuple(tensor.shape)}")
-    return save_weights(path, {"weight": tensor}, config, **metadata)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: ``python -m mvface.models.mediapipe_68 fit-head --data DIR --out FILE``."""
-    parser = argparse.ArgumentParser(prog="python -m mvface.models.mediapipe_68")
-    sub = parser.add_subparsers(dest="command", required=True)
-    fit = sub.add_parser("fit-head", help="fit the 468 -> 68 head on iBUG .pts faces")
-    fit.add_argument("--data", type=Path, required=True, help="folder of images + .pts (AFW)")
-    fit.add_argument("--out", type=Path, required=True, help="head .safetensors to write")
-    fit.add_argument("--seed", type=int, default=0, help="recorded; the fit is deterministic")
-    fit.add_argument("--neighbours", type=int, default=HeadFitConfig.neighbours)
-    fit.add_argument("--ridge", type=float, default=HeadFitConfig.ridge)
-    fit.add_argument("--no-mirror", action="store_true", help="do not add mirrored faces")
-    fit.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    config = HeadFitConfig(args.neighbours, args.ridge, not args.no_mirror, args.seed)
-    try:
-        weight, info = fit_head(args.data, config)
-    except BadInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    recipe = (
-        f"python -m mvface.models.mediapipe_68 fit-head --data {args.data.name} "
-        f"--out {args.out.name} --seed {args.seed} --neighbours {args.neighbours} "
-        f"--ridge {args.ridge:g}" + (" --no-mirror" if args.no_mirror else "")
-    )
-    data = (
-        f"iBUG 300-W {args.data.name} ({info['train_faces']} faces"
-        + (", plus mirrored copies" if config.mirror else "")
-        + "); annotations research / non-commercial use only"
-    )
-    save_head(args.out, weight, info, licence=LICENCE, recipe=recipe, data=data)
-    print(
-        f"wrote {args.out}: {info['train_faces_fitted']} training faces, "
-        f"300-W NME {info['train_nme_300w_percent']:.2f} % on them"
-    )
-    return 0
-
-
+@register_model("mediapipe-68")
 def mediapipe_68(weights: str | None = None, **cfg: Any) -> MediaPipe68:
     """MediaPipe face mesh + learned 468 → 68 head.
 
@@ -746,16 +515,6 @@ def mediapipe_68(weights: str | None = None, **cfg: Any) -> MediaPipe68:
     if not model.head_fitted:
         raise NotAvailableError(
             f"{DEFAULT_HEAD_PATH}: head weights not found; fit them with "
-            "`python -m mvface.models.mediapipe_68 fit-head --data <300w/afw> --out <file>`"
+            "`python -m mvface.train.head_fit fit-head --data <300w/afw> --out <file>`"
         )
     return model
-
-
-if __name__ == "__main__":
-    # ``python -m`` runs this file a second time as ``__main__``, after the package import has
-    # registered the model from ``mvface.models.mediapipe_68``: run that module's CLI instead.
-    from mvface.models import mediapipe_68 as _module
-
-    sys.exit(_module.main())
-else:
-    register_model("mediapipe-68")(mediapipe_68)
