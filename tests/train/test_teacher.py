@@ -17,6 +17,7 @@ from mvface.models.boxes import BoxTransform
 from mvface.models.trainable import TorchLandmarkModel
 from mvface.train.config import ConfigError, TeacherSection, TrainConfig
 from mvface.train.module import LandmarkTrainingModule, landmark_l1
+from mvface.train.teachers import TeacherEnsemble, teacher_crop_ratio
 from mvface.train.trainer import build_model, build_teacher, run
 
 
@@ -24,8 +25,8 @@ class BrightSpot(TorchLandmarkModel):
     """A "network" that puts all 68 points on the intensity centroid of its input (in its
     own crop pixels): a teacher whose right answer is known in closed form."""
 
-    def __init__(self, size: int) -> None:
-        self.config = ModelConfig(name="bright-spot", input_size=size, crop=BoxTransform())
+    def __init__(self, size: int, crop: BoxTransform | None = None) -> None:
+        self.config = ModelConfig(name="bright-spot", input_size=size, crop=crop or BoxTransform())
         self.net = nn.Linear(1, 1)
 
     def forward_points(self, x: torch.Tensor) -> torch.Tensor:
@@ -61,6 +62,71 @@ class TestTeacherPoints:
         module = LandmarkTrainingModule(build_model(make_config().model), make_config())
         with pytest.raises(ValueError, match="no teacher"):
             module.teacher_points(torch.zeros(1, 3, 64, 64, dtype=torch.uint8))
+
+
+def spot_crops() -> tuple[torch.Tensor, torch.Tensor]:
+    """Three 64 px crops with a bright 4 x 4 block each, and the blocks' centres ``(3, 2)``."""
+    crops = torch.zeros(3, 3, 64, 64, dtype=torch.uint8)
+    spots = [(20, 22), (36, 27), (30, 40)]
+    for i, (x, y) in enumerate(spots):
+        crops[i, :, y : y + 4, x : x + 4] = 200
+    return crops, torch.tensor([[x + 1.5, y + 1.5] for x, y in spots])
+
+
+class TestTeacherCropRatio:
+    def test_centred_squares(self) -> None:
+        student = BoxTransform(1.5, 1.5, square="max")
+        assert teacher_crop_ratio(student, BoxTransform(1.2, 1.2, square="max")) == pytest.approx(
+            0.8
+        )
+        assert teacher_crop_ratio(student, student) == 1.0
+
+    def test_other_policies_see_the_whole_crop(self) -> None:
+        student = BoxTransform(1.5, 1.5, square="max")
+        assert teacher_crop_ratio(student, BoxTransform()) == 1.0
+        assert teacher_crop_ratio(student, BoxTransform(1.2, 1.2, 0.0, 0.1, "max")) == 1.0
+        assert teacher_crop_ratio(student, BoxTransform(1.2, 1.2, square="mean")) == 1.0
+
+
+class TestTeacherEnsemble:
+    @pytest.mark.parametrize("scale", [1.2, 1.5, 1.8])
+    @pytest.mark.parametrize("teacher_size", [96, 120])
+    def test_own_framing_maps_back(self, scale: float, teacher_size: int) -> None:
+        """A teacher that crops tighter (or wider) than the student sees only its own framing
+        of the crop, and its points still come back at the spot in the student's pixels."""
+        student = BoxTransform(1.5, 1.5, square="max")
+        teacher = BrightSpot(teacher_size, BoxTransform(scale, scale, square="max"))
+        ensemble = TeacherEnsemble([(teacher, 1.0)], 64, student)
+        crops, expected = spot_crops()
+        points = ensemble.points(crops)
+        torch.testing.assert_close(points[:, 0], expected.float(), atol=0.05, rtol=0)
+
+    def test_tighter_framing_cuts_the_border(self) -> None:
+        """A spot near the border lies outside a teacher's tighter frame: it sees zeros there."""
+        student = BoxTransform(1.5, 1.5, square="max")
+        teacher = BrightSpot(64, BoxTransform(0.75, 0.75, square="max"))  # half the side
+        crops = torch.zeros(1, 3, 64, 64, dtype=torch.uint8)
+        crops[0, :, 0:4, 0:4] = 200  # top-left corner: outside the centre half
+        crops[0, :, 30:34, 30:34] = 200  # centre: inside
+        points = TeacherEnsemble([(teacher, 1.0)], 64, student).points(crops)
+        torch.testing.assert_close(points[0, 0], torch.tensor([31.5, 31.5]), atol=0.05, rtol=0)
+
+    def test_shares_fuse_point_by_point(self) -> None:
+        """Two teachers, one of which sees a frame shifted by its framing: the fused points
+        are the share-weighted mean of each one's points."""
+        student = BoxTransform(1.5, 1.5, square="max")
+        a, b = BrightSpot(64, student), BrightSpot(96, student)
+        crops, _ = spot_crops()
+        one = TeacherEnsemble([(a, 1.0)], 64, student).points(crops)
+        two = TeacherEnsemble([(b, 1.0)], 64, student).points(crops)
+        fused = TeacherEnsemble([(a, 3.0), (b, 1.0)], 64, student).points(crops)
+        torch.testing.assert_close(fused, 0.75 * one + 0.25 * two)
+
+    def test_bad_shares_are_refused(self) -> None:
+        with pytest.raises(ValueError, match="positive"):
+            TeacherEnsemble([(BrightSpot(64), 0.0)], 64, BoxTransform())
+        with pytest.raises(ValueError, match="at least one"):
+            TeacherEnsemble([], 64, BoxTransform())
 
 
 class TestDistillationTerm:
@@ -116,6 +182,24 @@ class TestConfig:
     def test_negative_weight_is_refused(self, make_config: Callable[..., TrainConfig]) -> None:
         with pytest.raises(ConfigError, match=r"teacher\.weight"):
             make_config("teacher.weight=-1").check()
+
+    def test_extra_teachers_and_shares(self, tmp_path: Path) -> None:
+        cfg = TrainConfig().with_overrides(
+            [
+                "teacher.name=mvnet",
+                "teacher.extra=[mvnet:b.safetensors]",
+                "teacher.shares=[0.7, 0.3]",
+            ]
+        )
+        assert cfg.teacher.extra == ["mvnet:b.safetensors"]
+        assert cfg.teacher.shares == [0.7, 0.3]
+        assert TrainConfig.load(cfg.save(tmp_path / "c.yaml")).teacher == cfg.teacher
+
+    def test_shares_must_match_the_teachers(self) -> None:
+        with pytest.raises(ConfigError, match="shares"):
+            build_teacher(TeacherSection(name="mvnet", extra=["mvnet"], shares=[1.0]))
+        with pytest.raises(ConfigError, match=r"needs teacher\.name"):
+            build_teacher(TeacherSection(extra=["mvnet"]))
 
     def test_untrainable_teacher_is_refused(self) -> None:
         with pytest.raises((ConfigError, NotAvailableError)) as info:

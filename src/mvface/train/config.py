@@ -87,12 +87,18 @@ class TeacherSection:
         weights: the teacher's weights (as :attr:`ModelSection.weights`).
         options: family options of the teacher.
         weight: weight of the distillation term (L1 in crop pixels / input size, x and y).
+        extra: more teachers, ``NAME`` or ``NAME:WEIGHTS`` (default options), fused point by
+            point with the first (:class:`~mvface.train.teachers.TeacherEnsemble`).
+        shares: share of each teacher in the fused target, the first teacher's first; empty
+            = equal shares.
     """
 
     name: str | None = None
     weights: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     weight: float = 1.0
+    extra: list[str] = field(default_factory=list)
+    shares: list[float] = field(default_factory=list)
 
 
 @dataclass

@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,7 @@ from mvface.plugin.loss import (
 )
 from mvface.train.config import TrainConfig
 from mvface.train.data import CropSpec, HeldOutViews
+from mvface.train.teachers import TeacherEnsemble
 
 __all__ = [
     "CHECKPOINT_KEY",
@@ -159,19 +161,20 @@ class LandmarkTrainingModule(pl.LightningModule):
         model: the trainable landmark model; its ``net`` becomes this module's ``net``
             (parameters and buffers train in place, so ``model`` is the trained model).
         config: the run's config.
-        teacher: the frozen model of the ``teacher`` section, or ``None``.
+        teacher: the frozen model of the ``teacher`` section, ``(model, share)`` pairs of
+            several teachers fused per point, or ``None``.
 
     Attributes:
         model: the landmark model (predicts and evaluates with the trained ``net``).
         adapter: the plug-in's view of ``model``.
-        teacher: the teacher (not a submodule: it is neither optimized nor checkpointed).
+        teachers: the teachers (not submodules: neither optimized nor checkpointed).
     """
 
     def __init__(
         self,
         model: TorchLandmarkModel,
         config: TrainConfig,
-        teacher: TorchLandmarkModel | None = None,
+        teacher: TorchLandmarkModel | Sequence[tuple[TorchLandmarkModel, float]] | None = None,
     ) -> None:
         super().__init__()
         self.model = model
@@ -181,31 +184,21 @@ class LandmarkTrainingModule(pl.LightningModule):
         self.loss_config = config.loss.multiview()
         self.spec = CropSpec(model.config.input_size, model.config.crop)
         self._held_out: HeldOutViews | None = None
-        self.teacher = teacher
-        if teacher is not None:
-            teacher.net.requires_grad_(False).eval()
+        if isinstance(teacher, TorchLandmarkModel):
+            teacher = [(teacher, 1.0)]
+        self.teachers = (
+            TeacherEnsemble(teacher, self.spec.size, self.spec.crop) if teacher else None
+        )
 
-    @torch.no_grad()
     def teacher_points(self, crops: torch.Tensor) -> torch.Tensor:
-        """The teacher's ``(N, 68, 2)`` points on ``(N, 3, S, S)`` uint8 crops, in their pixels.
+        """The teachers' fused ``(N, 68, 2)`` points on ``(N, 3, S, S)`` crops, in their pixels.
 
-        The crops are resized (bilinear) to the teacher's input size ``T``; its points come
-        back to the ``S`` px crop: ``x_S = (x_T + 0.5) · S / T - 0.5`` (pixel centres at
-        integers on both sides).
+        Each teacher sees the crop resampled to its own input size and framing
+        (:class:`~mvface.train.teachers.TeacherEnsemble`).
         """
-        teacher = self.teacher
-        if teacher is None:
+        if self.teachers is None:
             raise ValueError("this run has no teacher")
-        if teacher.device != crops.device:
-            teacher.net.to(crops.device)
-        size = teacher.config.input_size
-        x = crops.float()
-        if size != self.spec.size:
-            x = torch.nn.functional.interpolate(
-                x, size=(size, size), mode="bilinear", align_corners=False
-            )
-        points = teacher.forward_points(teacher.normalize(x))[..., :2].float()
-        return (points + 0.5) * (self.spec.size / size) - 0.5
+        return self.teachers.points(crops)
 
     # ------------------------------------------------------------------ training
 
@@ -235,7 +228,7 @@ class LandmarkTrainingModule(pl.LightningModule):
         out: dict[str, torch.Tensor] = {}
         n_real = len(batch["real_crops"]) if "real_crops" in batch else 0
         total = points.new_zeros(())
-        if self.teacher is not None:
+        if self.teachers is not None:
             distill = landmark_l1(points.float(), self.teacher_points(crops), float(self.spec.size))
             out["distill"] = distill
             total = total + self.config.teacher.weight * distill

@@ -63,6 +63,7 @@ from mvface._io import atomic_path
 from mvface.errors import BadInputError, NotAvailableError
 from mvface.models import create_model
 from mvface.models._weights import load_weights, save_weights
+from mvface.models.spec import parse_model_spec
 from mvface.models.trainable import TorchLandmarkModel
 from mvface.train.config import (
     RESUMABLE_CHANGES,
@@ -329,15 +330,25 @@ def build_model(section: ModelSection) -> TorchLandmarkModel:
     return model
 
 
-def build_teacher(section: TeacherSection) -> TorchLandmarkModel | None:
-    """The frozen teacher of ``section`` (``None`` when it names none).
+def build_teacher(section: TeacherSection) -> list[tuple[TorchLandmarkModel, float]]:
+    """The frozen teachers of ``section`` with their shares (empty when it names none).
 
     Raises:
-        ConfigError: the family has no training view.
+        ConfigError: a family has no training view, ``extra`` without ``name``, or as many
+            shares as teachers are not given.
     """
     if section.name is None:
-        return None
-    return build_model(ModelSection(section.name, section.weights, dict(section.options)))
+        if section.extra:
+            raise ConfigError("teacher.extra needs teacher.name (the first teacher)")
+        return []
+    sections = [ModelSection(section.name, section.weights, dict(section.options))]
+    for text in section.extra:
+        spec = parse_model_spec(text)
+        sections.append(ModelSection(spec.name, spec.weights))
+    shares = list(section.shares) or [1.0] * len(sections)
+    if len(shares) != len(sections):
+        raise ConfigError(f"teacher.shares has {len(shares)} values for {len(sections)} teachers")
+    return [(build_model(s), float(share)) for s, share in zip(sections, shares, strict=True)]
 
 
 #: What a run writes into its folder: a folder holding any of them holds a previous run.
