@@ -24,7 +24,7 @@ from torch import nn
 
 from mvface.detection.blazeface_decode import blazeface_config
 from mvface.detection.blazeface_net import DEFAULT_WEIGHTS_PATHS, LICENSE, BlazeFaceNet
-from mvface.errors import BadInputError, NotAvailableError
+from mvface.errors import BadInputError
 from mvface.models._tflite import (
     find_packaged_file,
     read_tflite,
@@ -147,31 +147,6 @@ def find_blazeface_tflite(variant: str) -> Path | None:
     """
     config = blazeface_config(variant)
     return find_packaged_file(config.tflite_file, config.tflite_env_var)
-
-
-def load_blazeface_tflite(variant: str, path: str | Path | None = None) -> BlazeFaceNet:
-    """A :class:`BlazeFaceNet` with the weights of MediaPipe's ``.tflite`` file.
-
-    Args:
-        variant: ``"short"`` or ``"full"``.
-        path: the file; ``None`` searches with :func:`find_blazeface_tflite`.
-
-    Returns:
-        The network in eval mode, float32.
-
-    Raises:
-        NotAvailableError: no path given and no installed MediaPipe model found.
-    """
-    if path is None:
-        path = find_blazeface_tflite(variant)
-        if path is None:
-            raise NotAvailableError(
-                f"{blazeface_config(variant).tflite_file} not found: set "
-                f"{blazeface_config(variant).tflite_env_var} or install mediapipe"
-            )
-    net = BlazeFaceNet(blazeface_config(variant))
-    net.load_state_dict(convert_tflite(path, variant))
-    return net.eval()
 
 
 def convert_to_safetensors(

@@ -30,7 +30,3 @@ class BadInputError(MvfaceError):
 
 class NotAvailableError(MvfaceError):
     """A feature that needs something absent here (optional package, weights, data)."""
-
-
-class NotImplementedYetError(MvfaceError):
-    """A command or feature that is planned but not built yet (says so, exits non-zero)."""

@@ -24,7 +24,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from mvface.errors import MvfaceError, NotAvailableError, NotImplementedYetError
+from mvface.errors import MvfaceError, NotAvailableError
 
 #: Exit codes of every command.
 EXIT_OK = 0  # all items good
@@ -160,7 +160,7 @@ def handle_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (NotAvailableError, NotImplementedYetError) as exc:
+        except NotAvailableError as exc:
             if _DEBUG["on"]:
                 traceback.print_exc(file=sys.stderr)
             raise fail(str(exc), EXIT_NOT_AVAILABLE) from None
