@@ -122,5 +122,9 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write UTF-8 ``text`` to ``path`` atomically."""
-    atomic_write_bytes(path, text.encode("utf-8"))
+    """Write UTF-8 ``text`` to ``path`` atomically.
+
+    File names that are not valid UTF-8 (Python's surrogate escapes, as ``os.listdir`` gives
+    them) are written back as their original bytes instead of failing the whole write.
+    """
+    atomic_write_bytes(path, text.encode("utf-8", errors="surrogateescape"))

@@ -241,7 +241,8 @@ def _walk(folder: Path, inputs: Inputs, ancestors: frozenset[tuple[int, int]]) -
 
 
 def find_inputs(paths: Sequence[str | Path]) -> Inputs:
-    """Expand files, folders (recursive, following links) and glob patterns.
+    """Expand files, folders (recursive, following links) and glob patterns (a matched folder
+    is walked like a named one).
 
     A named regular file is always an input (its content decides whether it is an image); in
     folders, files are inputs by extension or, without a known one, by their first bytes. Every
@@ -252,7 +253,6 @@ def find_inputs(paths: Sequence[str | Path]) -> Inputs:
         p = Path(arg)
         if not os.path.lexists(p) and any(ch in str(arg) for ch in "*?["):
             matched = sorted(Path(m) for m in glob.glob(str(arg), recursive=True))
-            matched = [m for m in matched if not os.path.isdir(m)]
             if not matched:
                 inputs.problems.append(f"{arg}: pattern matched no file")
             for m in matched:

@@ -215,18 +215,22 @@ class TestBoundedMemory:
         with pytest.raises(BadInputError, match=r"g16.png: image is 100x100 .* MB limit"):
             load_image(grey16)
 
+    @pytest.mark.parametrize(("name", "codec"), [("clip.avi", "MJPG"), ("clip.mp4", "mp4v")])
     def test_video_frames_over_the_limit_are_refused_before_decoding(
-        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, codec: str
     ) -> None:
-        path = tmp_path / "clip.avi"
-        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (80, 60))
+        path = tmp_path / name
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), 10, (80, 60))
         for _ in range(3):
             writer.write(np.zeros((60, 80, 3), np.uint8))
         writer.release()
         assert len(list(iter_video_frames(path))) == 3
         monkeypatch.setattr(mvface.data.image, "MAX_PIXELS", 4000)  # 80 x 60 = 4800
-        with pytest.raises(BadInputError, match=r"clip.avi: video frames are 80x60"):
+        read = []
+        monkeypatch.setattr(cv2.VideoCapture, "read", lambda cap: read.append(1) or (False, None))
+        with pytest.raises(BadInputError, match=rf"{name}: video frames are 80x60"):
             next(iter_video_frames(path))
+        assert read == []  # refused from the declared size, before any frame is decoded
 
     def test_avi_header_declaring_huge_frames_is_refused_unopened(self, tmp_path: Path) -> None:
         avih = struct.pack("<14I", 40000, 0, 0, 0, 1, 0, 1, 0, 30000, 20000, 0, 0, 0, 0)
@@ -368,3 +372,18 @@ class TestPrintedNames:
         assert shown("a\tb\x1b[31m\u202ec") == "a\\tb\\x1b[31m\\u202ec"
         assert shown(os.fsdecode(b"caf\xe9.png")) == "caf\\xe9.png"
         assert shown("café.png") == "café.png"
+
+
+def test_a_file_name_that_is_not_utf8_is_processed_and_written(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    name = os.fsdecode(b"caf\xe9.png")
+    face(tmp_path / "in" / name)
+    for fmt in ("csv", "json", "coco"):
+        result = cli(str(tmp_path / "in"), "--out", str(tmp_path / fmt), "--format", fmt)
+        assert result.exit_code == 0, result.output
+        assert "Traceback" not in result.output and "1 faces" in result.output
+    with (tmp_path / "csv" / "detections.csv").open(
+        encoding="utf-8", errors="surrogateescape"
+    ) as f:
+        assert next(csv.DictReader(f))["file"] == str(tmp_path / "in" / name)
+    saved = json.loads((tmp_path / "json" / "detections.json").read_text())
+    assert saved["images"][0]["file"] == str(tmp_path / "in" / name)
