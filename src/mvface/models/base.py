@@ -114,7 +114,11 @@ class LandmarkModel(abc.ABC):
             )
         for img in image_list:
             if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
-                raise BadInputError(self.config.name, "images must be (H, W, 3) uint8 RGB")
+                raise BadInputError(
+                    self.config.name,
+                    f"images must be (H, W, 3) uint8 RGB, got shape {np.shape(img)} of dtype "
+                    f"{getattr(img, 'dtype', type(img).__name__)} (mvface.load() converts others)",
+                )
         if not np.all(np.isfinite(box_arr)):
             raise BadInputError(self.config.name, "face boxes contain NaN or infinite values")
         if len(box_arr) == 0:
