@@ -5,9 +5,10 @@ The paper's data pipeline, steps 4-6 (the CLI and the dataset writer build on th
 * :mod:`~mvface.synth.rig` — camera rigs as cam2world matrices: :func:`paper_rig` (the paper's
   512 views as a formula), :func:`grid_rig`, :func:`random_rig`; :func:`rig_labels` turns them
   into EG3D 25-value labels.
-* :mod:`~mvface.synth.backends` — the head interface: :class:`HeadBackend` ``.build(crop,
+* :mod:`~mvface.synth.head` — the head interface: :class:`HeadBackend` ``.build(crop,
   landmarks, camera=None) -> Head``, :class:`Head` ``.render(cameras, size) -> RenderOutput``
-  (rgb, depth, mask), a registry (:func:`create_backend`, :func:`list_backends`).
+  (rgb, depth, mask); :mod:`~mvface.synth.backends` — their registry (:func:`create_backend`,
+  :func:`list_backends`).
 * :mod:`~mvface.synth.mesh_head` — the default CPU backend ``"mesh"``: MediaPipe face mesh on
   an egg-shaped head proxy, textured from the photo, in front of an inpainted backdrop.
 * :mod:`~mvface.synth.renderer` — OpenGL (moderngl + headless EGL) or numpy rasterizers.

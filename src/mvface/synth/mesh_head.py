@@ -39,7 +39,7 @@ From one square face crop and its 68 landmarks (:meth:`MeshHeadBackend.build`):
 
 Views are drawn by :mod:`mvface.synth.renderer` (OpenGL through EGL when available, numpy
 otherwise). Units are EG3D's world units (the rig's cameras sit at 2.7; the face is about 0.33
-wide); pixels follow :mod:`mvface.synth.backends`.
+wide); pixels follow :mod:`mvface.synth.head`.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ from scipy.spatial import Delaunay, cKDTree
 from mvface.errors import BadInputError
 from mvface.geometry.cameras import EG3D_CENTER, EG3D_FOCAL
 from mvface.models.mediapipe_mesh import small_network_inference
-from mvface.synth.backends import RenderOutput, register_backend
+from mvface.synth.head import RenderOutput
 from mvface.synth.renderer import (
     MeshRenderer,
     PreparedScene,
@@ -684,7 +684,7 @@ def _inpaint_background(
 
 @dataclass(eq=False)
 class MeshHead:
-    """A textured mesh head (implements :class:`mvface.synth.backends.Head`).
+    """A textured mesh head (implements :class:`mvface.synth.head.Head`).
 
     Attributes:
         source_camera: ``(25,)`` float64 EG3D label of the source crop.
@@ -734,7 +734,7 @@ class MeshHead:
 
         Returns:
             ``rgb`` (head over the backdrop), ``depth`` (camera z of the head, ``inf``
-            elsewhere), ``mask`` (head pixels); see :class:`~mvface.synth.backends.RenderOutput`.
+            elsewhere), ``mask`` (head pixels); see :class:`~mvface.synth.head.RenderOutput`.
         """
         if self._scene is None:
             self._scene = self.renderer.prepare(self.mesh, self.background)
@@ -961,7 +961,7 @@ class MeshHeadBackend:
         )
 
 
-@register_backend("mesh")
 def mesh_backend(**config: Any) -> MeshHeadBackend:
-    """Factory of the default CPU backend (``--backend mesh``)."""
+    """Factory of the default CPU backend (``--backend mesh``, registered by
+    :mod:`mvface.synth.backends`)."""
     return MeshHeadBackend(**config)

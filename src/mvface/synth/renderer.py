@@ -20,7 +20,7 @@ label renders at any square size. Texture coordinates are normalized continuous 
 coordinates: ``uv = (0, 0)`` is the top-left *corner* of the texture image, ``(1, 1)`` its
 bottom-right corner, ``v`` down.
 
-Outputs are a :class:`~mvface.synth.backends.RenderOutput`: ``rgb`` (V, S, S, 3) uint8 (the mesh
+Outputs are a :class:`~mvface.synth.head.RenderOutput`: ``rgb`` (V, S, S, 3) uint8 (the mesh
 composited over the optional ``background``), ``depth`` (V, S, S) float32 camera-frame ``z`` of
 the nearest surface (world units; ``inf`` where no triangle covers the pixel) and ``mask``
 (V, S, S) bool.
@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from mvface.errors import BadInputError, NotAvailableError
-from mvface.synth.backends import RenderOutput
+from mvface.synth.head import RenderOutput
 
 __all__ = [
     "GLRenderer",
