@@ -15,6 +15,7 @@ from mvface.models.trainable import TorchLandmarkModel
 LOAD_OPTIONS: dict[str, dict[str, object]] = {
     "3ddfa-v2": {"weights": str(SHARED / "models" / "3ddfa_v2")},
     "teacher": {"weights": str(SHARED / "models" / "3ddfa_v2")},
+    "mvnet": {"allow_untrained": True},  # no shipped weights: its random init runs the contract
 }
 
 
