@@ -163,7 +163,10 @@ def test_a_missing_ray_cluster_names_mvface_flag(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(ray_executor, "_import_ray", lambda: NoCluster)
     monkeypatch.setitem(__import__("sys").modules, "ray.util", type("m", (), {"ActorPool": 0}))
     with pytest.raises(NotAvailableError) as caught:
-        next(iter(ray_executor.ray_events([], object(), np.zeros((1, 25)), address="auto")))
+        events = ray_executor.ray_events(
+            [], object(), np.zeros((1, 25)), "auto", worker_init=print, worker_run=print
+        )
+        next(iter(events))
     message = str(caught.value)
     assert "--ray-address" in message and "ray start --head" in message
     assert "`--address`" not in message
@@ -198,3 +201,29 @@ def test_eval_summary_on_stdout_and_skipped_items_on_stderr(tmp_path: Path) -> N
     assert "1 faces scored, 1 skipped" in result.stdout
     assert "lonely.png" not in result.stdout
     assert len([ln for ln in result.stderr.splitlines() if "lonely.png" in ln]) == 1
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        ["detect"],
+        ["eval"],
+        ["eval-synthetic"],
+        ["export", "onnx"],
+        ["demo"],
+        ["compare"],
+        pytest.param(["train"], marks=_NOT_YET),
+        pytest.param(["finetune"], marks=_NOT_YET),
+    ],
+    ids=" ".join,
+)
+def test_model_options_list_the_model_names(words: list[str]) -> None:
+    command: Any = typer.main.get_command(app)
+    for word in words:
+        command = command.commands[word]
+    options = [p for p in command.params if {"--model", "--models"} & set(getattr(p, "opts", []))]
+    assert options
+    for param in options:
+        help_text = " ".join((param.help or "").split())
+        for name in ("base", "base+", "fast", "dlib", "mediapipe-68"):
+            assert re.search(rf"(^|[\s,]){re.escape(name)}([\s,.]|$)", help_text), help_text

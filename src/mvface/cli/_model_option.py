@@ -16,17 +16,18 @@ import typer
 
 from mvface.cli._common import console
 from mvface.errors import BadInputError
+from mvface.models import list_models
 from mvface.models.spec import ModelSpec, parse_model_spec, parse_model_specs
 
 T = TypeVar("T")
 R = TypeVar("R")
 
+_NAMES = ", ".join(list_models())
 #: Help of a ``--model`` option taking one spec.
-MODEL_HELP = "Model: NAME[:WEIGHTS] or LABEL=NAME[:WEIGHTS] (NAME from mvface.list_models())."
+MODEL_HELP = f"Model: NAME[:WEIGHTS] or LABEL=NAME[:WEIGHTS]; NAME one of {_NAMES}."
 #: Help of an option taking several specs, comma-separated.
 MODELS_HELP = (
-    "Comma-separated models, each NAME[:WEIGHTS] or LABEL=NAME[:WEIGHTS] "
-    "(NAME from mvface.list_models())."
+    f"Comma-separated models, each NAME[:WEIGHTS] or LABEL=NAME[:WEIGHTS]; NAME one of {_NAMES}."
 )
 
 
