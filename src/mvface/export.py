@@ -32,12 +32,12 @@ class DecomposedPReLU(nn.Module):
     reorders. On ``(N, C, H, W)`` maps the two per-channel products are 1 x 1 depthwise
     convolutions, which stay in that layout (elsewhere: ``Mul``). Measured on the face mesh
     network (23 PReLUs), one thread: ``PRelu`` 6.4 ms → ``Mul``/``Relu``/``Add`` 2.6 ms per
-    192 px crop (session 3); at 128 px the convolutions take another 7 % off (1.61 → 1.48 ms).
+    192 px crop; at 128 px the convolutions take another 7 % off (1.61 → 1.48 ms).
     Each Relu also goes after a 1 x 1 convolution of its own, which ONNX Runtime fuses it into:
     ``(1 − a) · relu(x) = relu((1 − a) · x)`` where ``a ≤ 1``, and ``= −relu((a − 1) · x)``
     where ``a > 1`` (the sign is one more 1 x 1 convolution, only for layers that have such
     slopes: 5 of the face mesh's 23). Bit for bit the same in float32; the network at 128 px,
-    one thread: −9 % at batch 1, −13 % at batch 8 (session 9, Intel Xeon).
+    one thread: −9 % at batch 1, −13 % at batch 8 (Intel Xeon, AVX-512).
 
     Args:
         prelu: the module replaced (its ``weight`` is shared, not copied).

@@ -3,7 +3,7 @@
 The predictor was trained on iBUG 300-W with boxes from dlib's HOG face detector, so its crop
 policy maps the canonical box (tight 68-point box) to a HOG-like box; the transform was fitted on
 the 300-W AFW + HELEN-test images (636 matched faces) with
-``mvface.detection.calibrate_detector`` (see ``docs/models.md``).
+``mvface.detection.calibrate_detector`` (see the README, "Models and where their numbers are").
 """
 
 from __future__ import annotations

@@ -465,7 +465,7 @@ class MediaPipe68(TorchLandmarkModel):
         # chunk. With several torch threads, chunks run in parallel, one network thread each:
         # a small crop splits badly across intra-op threads. The calling thread takes the first
         # share itself: one thread fewer to start and wait for (`fast`, 16 faces, 2 threads,
-        # measured alone in session 9: about +10 % faces/s).
+        # measured alone on a 2-core Intel Xeon: about +10 % faces/s).
         count = len(images)
         workers = min(count, torch.get_num_threads())
         size = 1 if self.passes > 1 else -(-count // workers)
