@@ -28,7 +28,7 @@ from mvface.data.readers.synthetic import MANIFEST_FILE, list_identities, load_i
 from mvface.data.record import FaceSample
 from mvface.errors import BadInputError
 from mvface.synth.pipeline import SynthConfig, assign_identity_names, rig_cameras, run_synth
-from mvface.synth.rig import camera_yaw_pitch
+from mvface.synth.rig import camera_yaw_pitch, grid_rig, rig_labels
 from mvface.synth.writer import (
     LOCK_FILE,
     PARTIAL_MARKER,
@@ -214,9 +214,15 @@ def test_odd_names_end_to_end(tmp_path: Path) -> None:
 # -- one set, one set of settings --------------------------------------------------------------
 
 
-def _set_made_with(out: Path, cfg: SynthConfig | None) -> None:
+def _set_made_with(out: Path, cfg: SynthConfig | None, cameras: np.ndarray | None = None) -> None:
+    """A set with one identity made with ``cfg`` (rendered from ``cameras``, default its rig's);
+    ``cfg=None``: 6 views of 64 px and no manifest."""
+    views = 6 if cfg is None else cfg.views
+    record = make_identity("face_a", views=views, seed=0, size=64)
+    if cfg is not None:
+        record.cameras = rig_cameras(cfg) if cameras is None else cameras
     writer = SyntheticWriter(out, image_format="png")
-    writer.write(make_identity("face_a", views=6, seed=0, size=64))
+    writer.write(record)
     if cfg is not None:
         writer.write_manifest(job=cfg.provenance())
 
@@ -250,6 +256,21 @@ def test_a_rerun_with_other_settings_is_refused(
     run_synth(base)  # the same settings: goes on
     # settings without effect are no difference: the paper rig has no span, PNG no quality
     run_synth(SynthConfig(**{**base.__dict__, "max_yaw_deg": 80, "quality": 50}))
+
+
+def test_a_set_rendered_from_other_cameras_is_refused(tmp_path: Path) -> None:
+    """Same settings, but the rig changed between versions (the grid's old 2/3 pitch span)."""
+    _tiny_face(tmp_path / "src", "ok")
+    cfg = SynthConfig(
+        source=tmp_path / "src", out=tmp_path / "out", views=9, rig="grid", image_format="png"
+    )
+    old_grid = grid_rig(np.radians(np.linspace(-45, 45, 5)), np.radians([-20.0, 20.0]))[:9]
+    _set_made_with(tmp_path / "out", cfg, rig_labels(old_grid).numpy())
+    with pytest.raises(BadInputError, match="other cameras"):
+        run_synth(cfg)
+    shutil.rmtree(tmp_path / "out")
+    _set_made_with(tmp_path / "out", cfg)
+    run_synth(cfg)  # this rig's cameras: goes on
 
 
 def test_a_set_without_manifest_is_judged_by_its_identities(tmp_path: Path) -> None:

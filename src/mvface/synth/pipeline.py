@@ -239,14 +239,17 @@ def check_same_settings(cfg: SynthConfig) -> None:
 
     The set's settings are its manifest's ``job`` (written when a job starts); a set without one
     (a killed job of an older mvface) is judged by what its identities' ``meta.json`` record.
-    A set without finished identities takes any settings.
+    With the same settings, the set's first identity must also have been rendered from this
+    job's cameras (a rig that changed between mvface versions would mix two camera sets). A set
+    without finished identities takes any settings.
 
     Raises:
         BadInputError: one line naming each differing option, its value in the set and in
-            this job.
+            this job (or saying the cameras differ).
     """
     out = Path(cfg.out)
-    if not out.is_dir() or not list_identities(out):
+    identities = list_identities(out) if out.is_dir() else []
+    if not identities:
         return
     ours = product_settings(cfg.provenance())
     theirs: dict[str, Any] = {}
@@ -257,7 +260,7 @@ def check_same_settings(cfg: SynthConfig) -> None:
     if isinstance(job, dict):
         theirs = product_settings(job)
     else:
-        for folder in list_identities(out):
+        for folder in identities:
             with contextlib.suppress(OSError, ValueError):
                 theirs = _identity_settings(json.loads((folder / META_FILE).read_text()))
                 break
@@ -273,6 +276,19 @@ def check_same_settings(cfg: SynthConfig) -> None:
             out,
             f"holds identities made with {made}; this job asks {asked}: use the same settings "
             "or another --out (one set never mixes two)",
+        )
+    try:
+        theirs_cameras = np.load(identities[0] / "cameras.npy", allow_pickle=False)
+    except (OSError, ValueError):
+        return  # a damaged identity: the reader reports it
+    ours_cameras = rig_cameras(cfg).astype(np.float32)
+    if theirs_cameras.shape != ours_cameras.shape or not np.allclose(
+        theirs_cameras, ours_cameras, atol=1e-5
+    ):
+        raise BadInputError(
+            out,
+            f"holds identities rendered from other cameras than this job's {cfg.rig} rig "
+            "(another mvface version's rig?): use another --out (one set never mixes two)",
         )
 
 
@@ -697,7 +713,9 @@ def _events(
     if cfg.executor == "ray":
         from mvface.synth.ray_executor import ray_events
 
-        yield from ray_events(pending, cfg, cameras, cfg.ray_address)
+        yield from ray_events(
+            pending, cfg, cameras, cfg.ray_address, worker_init=_worker_init, worker_run=_worker_run
+        )
         return
     if cfg.workers == 1 or len(pending) == 1:
         backend = create_backend(cfg.backend)

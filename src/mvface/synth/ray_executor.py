@@ -9,7 +9,7 @@ The driver holds the output lock and rebuilds the manifest.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -31,8 +31,14 @@ def ray_events(
     cfg: Any,
     cameras: np.ndarray,
     address: str | None = None,
+    *,
+    worker_init: Callable[[Any, np.ndarray], None],
+    worker_run: Callable[[tuple[str, FaceSample]], Any],
 ) -> Iterator[Any]:
     """Synthesize ``pending`` on Ray actors; yields one ``SynthEvent`` per identity.
+
+    The pipeline hands in its worker functions (a local worker process runs the same two), so
+    this module does not import the pipeline that imports it.
 
     Args:
         pending: ``(identity name, source face)`` still to do.
@@ -40,11 +46,14 @@ def ray_events(
         cameras: ``(V, 25)`` rig labels shared by every identity.
         address: a running cluster's address (``"auto"`` to join it); ``None`` starts a local
             Ray with ``cfg.workers`` CPUs for this job and shuts it down afterwards.
+        worker_init: ``worker_init(cfg, cameras)`` sets up an actor (its backend and writer),
+            once.
+        worker_run: ``worker_run((name, face))`` synthesizes one identity on a set-up actor and
+            returns its ``SynthEvent``. Both must be importable module functions (Ray pickles
+            them by name).
     """
     ray = _import_ray()
     from ray.util import ActorPool
-
-    from mvface.synth import pipeline
 
     started_here = not ray.is_initialized()
     if started_here:
@@ -65,10 +74,10 @@ def ray_events(
         @ray.remote(num_cpus=1)
         class Worker:
             def __init__(self) -> None:
-                pipeline._worker_init(cfg, cameras)
+                worker_init(cfg, cameras)
 
             def run(self, item: tuple[str, FaceSample]) -> Any:
-                return pipeline._worker_run(item)
+                return worker_run(item)
 
         n = min(cfg.workers, len(pending))
         actors = [Worker.remote() for _ in range(n)]  # type: ignore[attr-defined]
