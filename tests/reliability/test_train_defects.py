@@ -224,6 +224,14 @@ def test_training_still_builds_and_validates_an_untrained_network(
     assert create_model("mvnet", weights=str(result.weights)).trained
 
 
+def test_an_untrained_teacher_is_refused(tmp_path: Path, data: tuple[Path, Path]) -> None:
+    """Distilling from a random network would teach noise."""
+    result = invoke(*command("finetune", data, tmp_path / "run"), "teacher.name=mvnet")
+    assert result.exit_code == 3, result.output
+    line = one_error_line(result)
+    assert "teacher 'mvnet' has no trained weights" in line and "teacher.weights" in line
+
+
 # ---------------------------------------------------------------- fine-tuning defaults
 
 

@@ -336,6 +336,7 @@ def build_teacher(section: TeacherSection) -> list[tuple[TorchLandmarkModel, flo
     Raises:
         ConfigError: a family has no training view, ``extra`` without ``name``, or as many
             shares as teachers are not given.
+        NotAvailableError: a teacher without trained weights (its targets would be noise).
     """
     if section.name is None:
         if section.extra:
@@ -348,7 +349,14 @@ def build_teacher(section: TeacherSection) -> list[tuple[TorchLandmarkModel, flo
     shares = list(section.shares) or [1.0] * len(sections)
     if len(shares) != len(sections):
         raise ConfigError(f"teacher.shares has {len(shares)} values for {len(sections)} teachers")
-    return [(build_model(s), float(share)) for s, share in zip(sections, shares, strict=True)]
+    teachers = [(build_model(s), float(share)) for s, share in zip(sections, shares, strict=True)]
+    for (teacher, _), s in zip(teachers, sections, strict=True):
+        if not teacher.trained:
+            raise NotAvailableError(
+                f"teacher {s.name!r} has no trained weights (a random initialization); give "
+                f"them with teacher.weights=FILE (or NAME:FILE in teacher.extra)"
+            )
+    return teachers
 
 
 #: What a run writes into its folder: a folder holding any of them holds a previous run.
