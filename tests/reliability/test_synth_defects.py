@@ -74,6 +74,7 @@ HOSTILE_NAMES = [
     "x" * 300,
     "x" * 300 + "y",
     "face+0123456789ab",
+    "bad\udcff",  # an undecodable byte of a file name (surrogate escape)
     "einstein",
 ]
 

@@ -35,8 +35,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from mvface import __version__
 from mvface._io import atomic_write_text
+from mvface._version import __version__
 from mvface.data.readers.synthetic import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -221,13 +221,13 @@ class SyntheticWriter:
         """Write one identity atomically; returns its folder.
 
         Raises:
-            BadInputError: the arrays disagree on the number of views, the name is not a valid
-                identity name (:func:`check_identity_name`), or something of that name exists
-                already: a finished identity (duplicate name) or anything else (a user's folder
-                or file), which is never replaced or deleted.
+            BadInputError: the arrays disagree on the number of views, or something of the
+                identity's name (:func:`safe_identity_name` of ``record.name``) exists already:
+                a finished identity (duplicate name) or anything else (a user's folder or file),
+                which is never replaced or deleted.
             OSError: the disk is full or the folder not writable (nothing is left behind).
         """
-        name = check_identity_name(record.name)
+        name = safe_identity_name(record.name)
         final = self.root / name
         if (final / META_FILE).is_file():
             raise BadInputError(
