@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from mvface._version import __version__
 from mvface.errors import BadInputError, MvfaceError, NotAvailableError
-
-try:
-    __version__ = version("mvface")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0.0.0"
 
 __all__ = [
     "BadInputError",

@@ -8,7 +8,7 @@ import typer
 import typer.core
 import typer.rich_utils
 
-from mvface import __version__
+from mvface._version import __version__
 from mvface.cli import detect_cmd, eval_cmd, export_cmd, synth_cmd, train_cmd
 from mvface.cli._common import console, set_debug, shown
 from mvface.cli.bench_cmd import app as bench_app

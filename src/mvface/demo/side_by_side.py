@@ -27,8 +27,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from mvface import __version__
 from mvface._io import atomic_write_bytes, atomic_write_text
+from mvface._version import __version__
 from mvface.api import create_auto_detector
 from mvface.demo.items import (
     DemoItem,

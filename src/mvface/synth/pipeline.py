@@ -40,7 +40,7 @@ import cv2
 import numpy as np
 import torch
 
-from mvface import __version__
+from mvface._version import __version__
 from mvface.data.image import load_image
 from mvface.data.readers import read_dataset
 from mvface.data.readers.synthetic import MANIFEST_FILE, META_FILE, list_identities

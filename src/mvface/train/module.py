@@ -34,7 +34,7 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 
-from mvface import __version__
+from mvface._version import __version__
 from mvface.data.scheme import GROUPS
 from mvface.errors import BadInputError
 from mvface.eval.consistency import multiview_consistency_error

@@ -58,8 +58,8 @@ from lightning.pytorch.callbacks import (
 )
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
-from mvface import __version__
 from mvface._io import atomic_path
+from mvface._version import __version__
 from mvface.errors import BadInputError, NotAvailableError
 from mvface.models import create_model
 from mvface.models._weights import load_weights, save_weights
