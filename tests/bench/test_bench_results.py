@@ -53,6 +53,7 @@ class TestResultFile:
         run = _run("inference", "2026-01-02T03:04:05Z", float("nan"))
         path = write_result(run, tmp_path)
         assert path == tmp_path / "inference" / "2026-01-02T03-04-05Z.json"
+        assert '["peer", 4.0, 1.0]' in path.read_text()  # one line per row
         data = json.loads(path.read_text())  # strict: json.loads would accept NaN, so check
         assert "NaN" not in path.read_text() and data["schema"] == SCHEMA
         assert data["tables"][0]["rows"][0] == ["ours", None, None]
@@ -78,7 +79,17 @@ class TestResultFile:
 
     @pytest.mark.parametrize(
         "text",
-        ["{", '{"schema": "other"}', json.dumps({"schema": SCHEMA, "kind": "x"})],
+        [
+            "{",
+            '{"schema": "other"}',
+            json.dumps({"schema": SCHEMA, "kind": "x"}),
+            json.dumps(
+                {
+                    **BenchResult("k", "t", "c", {}, []).to_dict(),
+                    "tables": [{"name": None, "columns": [], "rows": []}],
+                }
+            ),
+        ],
     )
     def test_bad_files_are_one_line_errors(self, tmp_path: Path, text: str) -> None:
         path = tmp_path / "bad.json"

@@ -46,6 +46,7 @@ __all__ = [
     "machine_label",
     "read_result",
     "record_run",
+    "result_json",
     "summary_markdown",
     "utc_now",
     "write_result",
@@ -195,9 +196,11 @@ class BenchResult:
         if not isinstance(data, Mapping) or data.get("schema") != SCHEMA:
             raise BadInputError(source, f"not a benchmark result (schema {SCHEMA} expected)")
         try:
+            if not all(isinstance(t["name"], str) for t in data["tables"]):
+                raise ValueError("a table name is not text")
             tables = [
                 ResultTable(
-                    name=str(t["name"]),
+                    name=t["name"],
                     columns=[str(c) for c in t["columns"]],
                     rows=[list(r) for r in t["rows"]],
                     digits={str(k): int(v) for k, v in t.get("digits", {}).items()},
@@ -230,6 +233,23 @@ def _file_stamp(utc: str) -> str:
     return utc.replace(":", "-")
 
 
+def result_json(result: BenchResult) -> str:
+    """The file text of ``result``: indented strict JSON, one line per table row."""
+    data = result.to_dict()
+    rows = {}
+    for i, table in enumerate(data["tables"]):  # rows as placeholders, filled in compactly
+        key = f"@rows{i}@"
+        rows[key] = table["rows"]
+        table["rows"] = key
+    text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
+    for key, value in rows.items():
+        lines = ",\n        ".join(
+            json.dumps(row, ensure_ascii=False, allow_nan=False) for row in value
+        )
+        text = text.replace(f'"{key}"', f"[\n        {lines}\n      ]" if value else "[]")
+    return text + "\n"
+
+
 def write_result(result: BenchResult, folder: str | Path) -> Path:
     """Write ``result`` to ``folder/<kind>/<utc>.json`` atomically; never replaces a file.
 
@@ -243,7 +263,7 @@ def write_result(result: BenchResult, folder: str | Path) -> Path:
 
     out = Path(folder) / result.kind
     out.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(result.to_dict(), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    text = result_json(result)
     stem = _file_stamp(result.utc)
     for n in range(1, 1000):
         path = out / (f"{stem}.json" if n == 1 else f"{stem}-{n}.json")
@@ -293,8 +313,8 @@ def load_results(folder: str | Path) -> tuple[list[tuple[Path, BenchResult]], li
 
 def _suffix_number(path: Path) -> int:
     """2 for ``...Z-2.json``, 1 for ``...Z.json`` (order of runs within one time stamp)."""
-    tail = path.stem.rsplit("-", 1)
-    return int(tail[1]) if len(tail) == 2 and tail[1].isdigit() and path.stem[-1] != "Z" else 1
+    _, z, suffix = path.stem.rpartition("Z-")
+    return int(suffix) if z and suffix.isdigit() else 1
 
 
 def machine_label(machine: Mapping[str, Any]) -> str:
