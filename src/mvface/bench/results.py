@@ -378,7 +378,7 @@ def summary_markdown(
         f"[`{_link(folder, base)}/`]({_link(folder, base)}/) (one JSON file per run of "
         "`mvface bench NAME`: machine, command, arguments, measured rows and ratios); do not "
         "edit it by hand. It shows the latest run of each kind on each machine; the other "
-        f"runs are in the folder ({len(results)} files). Every run measures mvface and its "
+        f"runs are in the folder ({len(results)} in all). Every run measures mvface and its "
         "peers or baseline in the same process, interleaved: compare the ratios within a run, "
         "not absolute times across machines or runs.",
         "",
