@@ -1,7 +1,7 @@
 """The synthetic-data job: select faces, crop them, build heads, render the rig, write identities.
 
-Each step of issue #4 is a function of its own; :func:`run_synth` wires them (``mvface synth``
-only calls it):
+Each step of the paper's data pipeline is a function of its own; :func:`run_synth` wires them
+(``mvface synth`` only calls it):
 
 1. :func:`select_sources` — the faces of any registered reader (``--format``), with their
    ground-truth landmarks.
