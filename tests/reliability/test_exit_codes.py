@@ -227,3 +227,29 @@ def test_model_options_list_the_model_names(words: list[str]) -> None:
         help_text = " ".join((param.help or "").split())
         for name in ("base", "base+", "fast", "dlib", "mediapipe-68"):
             assert re.search(rf"(^|[\s,]){re.escape(name)}([\s,.]|$)", help_text), help_text
+
+
+def test_progress_bars_draw_on_stderr(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import rich.progress
+    from PIL import Image
+    from test_bad_inputs import GOOD_PTS
+
+    from mvface.data.readers.pts import write_pts
+
+    on_stderr: list[bool] = []
+    init = rich.progress.Progress.__init__
+
+    def recording_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        on_stderr.append(self.live.console.stderr)
+
+    monkeypatch.setattr(rich.progress.Progress, "__init__", recording_init)
+    root = tmp_path / "300w"
+    root.mkdir()
+    Image.fromarray(np.zeros((96, 96, 3), np.uint8)).save(root / "good.png")
+    write_pts(root / "good.pts", GOOD_PTS + 20)
+    args = ["--root", str(root), "--model", "mediapipe-68", "--out", str(tmp_path / "r")]
+    assert invoke("eval", "--dataset", "300w", *args).exit_code == 0
+    detect = ["detect", str(root / "good.png"), "--out", str(tmp_path / "d")]
+    assert invoke(*detect, "--model", "mediapipe-68").exit_code == 0
+    assert len(on_stderr) >= 2 and all(on_stderr), on_stderr

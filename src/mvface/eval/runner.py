@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from mvface.data.image import load_image
@@ -333,7 +334,8 @@ def evaluate(
     binned = _uses_yaw_bins(cfg, faces)
     faces, bad = _check_faces(faces, binned)
     skipped = dataset.skipped + skipped + bad
-    with Progress(*columns, disable=not progress, transient=True) as bar:
+    stderr = Console(stderr=True)  # progress is a diagnostic: stdout carries the summary only
+    with Progress(*columns, console=stderr, disable=not progress, transient=True) as bar:
         task = bar.add_task("eval", total=len(faces))
         scored = _run_model(cfg, model, faces, lambda: bar.advance(task))
     skipped += scored.skipped

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from mvface.data.image import load_image
@@ -151,7 +152,10 @@ def evaluate_synthetic(
     scored: list[_Scored] = []
     names: list[str] = []
     columns = (TextColumn(f"eval {model.config.name} on {Path(root).name}"), BarColumn())
-    with Progress(*columns, MofNCompleteColumn(), disable=not progress, transient=True) as bar:
+    stderr = Console(stderr=True)  # progress is a diagnostic: stdout carries the summary only
+    with Progress(
+        *columns, MofNCompleteColumn(), console=stderr, disable=not progress, transient=True
+    ) as bar:
         task = bar.add_task("synthetic", total=len(source.identities))
         for ident in source.identities:
             try:
