@@ -146,6 +146,25 @@ class TestLoadImageModes:
         Image.fromarray(np.full((2, 2), 7.0, np.float32)).save(tmp_path / "h.tif")
         assert np.all(load_image(tmp_path / "h.tif") == 0)
 
+    def test_every_16_bit_value_rounds_as_v_over_257(self, tmp_path: Path) -> None:
+        arr = np.arange(65536, dtype=np.uint16).reshape(256, 256)
+        Image.fromarray(arr).save(tmp_path / "all.png")
+        img = load_image(tmp_path / "all.png")
+        expected = np.rint(arr / 257.0).astype(np.uint8)
+        np.testing.assert_array_equal(img[..., 0], expected)
+
+    def test_band_by_band_conversion_stretches_with_the_whole_image_range(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        import mvface.data.image
+
+        monkeypatch.setattr(mvface.data.image, "_BAND_PIXELS", 8)  # 2 rows of 4 per band
+        arr = np.zeros((8, 4), np.float32)
+        arr[0, 0], arr[7, 3], arr[4, 2] = 6.0, -2.0, np.nan  # max, min in different bands
+        Image.fromarray(arr).save(tmp_path / "f.tif")
+        img = load_image(tmp_path / "f.tif")[..., 0]
+        assert img[0, 0] == 255 and img[7, 3] == 0 and img[1, 1] == 64 and img[4, 2] == 64
+
     def test_multi_frame_gif_gives_first_frame(self, tmp_path: Path) -> None:
         frames = [Image.new("RGB", (4, 4), c) for c in ((255, 0, 0), (0, 255, 0))]
         frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:])

@@ -127,7 +127,9 @@ class TestEveryInputProcessedOrListed:
         assert f"{root / 'again'}: symbolic link loop" in problems
         assert len(inputs.problems) == 5
 
-    def test_linked_folders_and_gifs_are_processed(self, tmp_path: Path) -> None:
+    def test_linked_folders_and_gifs_are_processed(
+        self, tmp_path: Path, landmarker: FaceLandmarker
+    ) -> None:
         elsewhere = face(tmp_path / "elsewhere" / "linked.png").parent
         root = tmp_path / "in"
         face(root / "still.png")
@@ -137,6 +139,8 @@ class TestEveryInputProcessedOrListed:
         inputs = find_inputs([root])
         assert inputs.files == [root / "anim.gif", root / "link" / "linked.png", root / "still.png"]
         assert inputs.problems == [] and inputs.ignored == [root / "notes.txt"]
+        summary = run_detect(landmarker, [root], DetectConfig(out=tmp_path / "o"))
+        assert summary.failed == [] and summary.n_faces == 3  # the GIF's first frame included
 
     def test_unreadable_folder_and_argument_are_listed_and_the_batch_goes_on(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli
