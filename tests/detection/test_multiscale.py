@@ -98,7 +98,7 @@ class TestTiles:
         image = np.zeros((30, 50, 3), np.uint8)
         box = np.array([[5.0, 8.0, 12.0, 20.0]])  # x0, y0, x1, y1 in the original
         image[8:21, 5:13] = 255
-        for turns in (1, 3):
+        for turns in (1, 2, 3):
             rotated = np.rot90(image, turns)
             ys, xs = np.nonzero(rotated[..., 0])
             found = np.array([[xs.min(), ys.min(), xs.max(), ys.max()]], float)
