@@ -30,3 +30,19 @@ def test_shipped_models_detect_points_and_pose(name: str) -> None:
 def test_load_defaults_to_the_speed_first_model() -> None:
     assert DEFAULT_MODEL == "fast"
     assert mvface.load().model.config.name == "fast"
+
+
+def test_detect_takes_paths_pil_images_grey_rgba_and_float(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from PIL import Image
+
+    image = data.astronaut()
+    path = tmp_path / "astronaut.png"
+    Image.fromarray(image).save(path)
+    landmarker = mvface.load("fast")
+    reference = landmarker.detect(image)
+    rgba = np.concatenate([image, np.full((*image.shape[:2], 1), 255, np.uint8)], axis=2)
+    for other in (str(path), path, Image.open(path), image / 255.0, rgba):
+        faces = landmarker.detect(other)
+        np.testing.assert_allclose(faces.points, reference.points, atol=1e-3)
+    grey = landmarker.detect(image.mean(axis=2).astype(np.uint8))
+    assert len(grey) == 1 and grey.points.shape == (1, 68, 3)
