@@ -75,6 +75,12 @@ def note(message: str) -> None:
     console.print(shown(message), markup=False, highlight=False, soft_wrap=True)
 
 
+def no_progress(quiet: bool) -> bool:
+    """Whether to hide the progress bar: asked to, or stderr is not a terminal (a log file would
+    only get a stray empty line from the bar)."""
+    return quiet or not console.is_terminal
+
+
 def set_debug(on: bool) -> None:
     """Show tracebacks for expected errors (``mvface --debug ...``)."""
     _DEBUG["on"] = on

@@ -18,6 +18,7 @@ from mvface.cli._common import (
     detectors_help,
     exit_on_problems,
     handle_errors,
+    no_progress,
     note,
     out_console,
     say,
@@ -38,7 +39,7 @@ def run_with_progress(run: Callable[..., R], cfg: Any, quiet: bool) -> R:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=console, disable=quiet, transient=True) as bar:
+    with Progress(*columns, console=console, disable=no_progress(quiet), transient=True) as bar:
         task = bar.add_task("loading models", total=None)
 
         def update(done: int, total: int, what: str) -> None:

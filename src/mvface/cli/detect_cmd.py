@@ -19,6 +19,7 @@ from mvface.cli._common import (
     exit_on_problems,
     handle_errors,
     models_help,
+    no_progress,
     note,
     say,
     shown,
@@ -101,7 +102,7 @@ def detect_command(
     landmarker = load(spec.name, weights=spec.weights, detector=detector)
     inputs = find_inputs(paths)
     columns = (TextColumn("detect"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, disable=quiet, transient=True) as bar:
+    with Progress(*columns, console=console, disable=no_progress(quiet), transient=True) as bar:
         task = bar.add_task("detect", total=len(inputs.files))
         summary = run_detect(
             landmarker, paths, cfg, on_file=lambda _: bar.advance(task), inputs=inputs
