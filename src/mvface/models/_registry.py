@@ -7,6 +7,7 @@ from typing import Any
 
 from mvface._registry import Registry
 from mvface.models.base import LandmarkModel
+from mvface.models.onnx_engine import check_device, check_engine, default_engine, with_engine
 
 ModelFactory = Callable[..., LandmarkModel]
 
@@ -48,23 +49,42 @@ def resolve_model_name(name: str) -> str:
     return _MODELS.resolve(name)
 
 
-def create_model(name: str, weights: str | None = None, **cfg: Any) -> LandmarkModel:
+def create_model(
+    name: str,
+    weights: str | None = None,
+    engine: str | None = None,
+    device: str | None = None,
+    **cfg: Any,
+) -> LandmarkModel:
     """Build the model registered as ``name``.
 
     Args:
         name: a name from :func:`list_models` (an old name in :data:`RENAMED_MODELS` works,
             with a FutureWarning).
         weights: a weights file or folder, for families that load external weights.
+        engine: ``"torch"`` (PyTorch eager: the trainable model), ``"onnx"`` (the network in
+            ONNX Runtime, exported and parity-checked once, then cached) or ``"auto"`` (ONNX
+            Runtime on the CPU, torch on CUDA); see :mod:`mvface.models.onnx_engine`.
+            ``None``: ``"torch"`` (unless :func:`~mvface.models.onnx_engine.engine_defaults`
+            says otherwise). Families without a torch network ignore it.
+        device: ``"cpu"`` or ``"cuda"`` (``None``: the CPU, or the engine defaults').
         **cfg: family-specific options (see the family's factory); ``flip_average`` (bool)
             works for every family (:attr:`LandmarkModel.flip_average`).
 
     Raises:
-        ValueError: unknown name.
-        mvface.errors.NotAvailableError: the family needs a package or file that is absent.
+        ValueError: unknown name, engine or device.
+        mvface.errors.NotAvailableError: the family needs a package or file that is absent;
+            ``device="cuda"`` without a GPU; ``engine="onnx"`` where ONNX Runtime cannot run
+            the model.
     """
     factory = _MODELS.get(name)
+    default = default_engine()
+    engine, device = check_engine(engine or default[0]), device or default[1]
+    check_device(device)  # before any weights are read
     flip_average = cfg.pop("flip_average", None)
     model = factory(weights=weights, **cfg)
     if flip_average is not None:
         model.flip_average = bool(flip_average)
-    return model
+    if engine == "torch" and device == "cpu":
+        return model  # as built: no device check, nothing moved
+    return with_engine(model, engine, device)
