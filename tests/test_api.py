@@ -46,3 +46,42 @@ def test_detect_takes_paths_pil_images_grey_rgba_and_float(tmp_path) -> None:  #
         np.testing.assert_allclose(faces.points, reference.points, atol=1e-3)
     grey = landmarker.detect(image.mean(axis=2).astype(np.uint8))
     assert len(grey) == 1 and grey.points.shape == (1, 68, 3)
+
+
+def test_load_runs_onnx_runtime_on_the_cpu_and_torch_when_asked() -> None:
+    pytest.importorskip("onnxruntime")
+    image = data.astronaut()
+    auto = mvface.load("fast")
+    eager = mvface.load("fast", engine="torch")
+    assert (auto.engine, eager.engine) == ("onnx", "torch")
+    a, b = auto.detect(image), eager.detect(image)
+    np.testing.assert_allclose(a.boxes, b.boxes)
+    assert np.abs(a.points - b.points).max() < 0.02  # pixels
+    assert a.pose is not None and b.pose is not None
+    assert np.abs(a.pose - b.pose).max() < 1e-3  # radians
+
+
+def test_load_on_cuda_without_a_gpu_is_one_line_not_available() -> None:
+    import torch
+
+    from mvface.errors import NotAvailableError
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(NotAvailableError, match="no CUDA GPU") as info:
+        mvface.load("fast", device="cuda")
+    assert "\n" not in str(info.value)
+
+
+def test_detect_batch_gives_each_image_its_faces_in_order() -> None:
+    image = data.astronaut()
+    blank = np.zeros((64, 80, 3), np.uint8)  # no face
+    landmarker = mvface.load("fast", engine="torch")
+    batch = landmarker.detect_batch([image, blank, image[:, ::-1]])
+    single = [landmarker.detect(im) for im in (image, blank, image[:, ::-1])]
+    assert [len(f) for f in batch] == [len(f) for f in single] == [1, 0, 1]
+    for got, want in zip(batch, single, strict=True):
+        np.testing.assert_allclose(got.boxes, want.boxes)
+        np.testing.assert_allclose(got.points, want.points, atol=1e-3)
+        if want.pose is not None:
+            np.testing.assert_allclose(got.pose, want.pose, atol=1e-5)

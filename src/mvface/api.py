@@ -19,6 +19,7 @@ from mvface.data.image import to_rgb_array
 from mvface.detection import FaceDetector, create_face_detector, list_face_detectors
 from mvface.errors import BadInputError, MvfaceError, NotAvailableError
 from mvface.models import DEFAULT_MODEL, LandmarkModel, Landmarks, create_model
+from mvface.models.onnx_engine import model_engine
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -83,6 +84,11 @@ class FaceLandmarker:
         self._detector = detector
 
     @property
+    def engine(self) -> str:
+        """What runs the landmark network: ``"onnx"``, ``"torch"`` or ``"native"`` (dlib)."""
+        return model_engine(self.model)
+
+    @property
     def detector(self) -> FaceDetector:
         """The face detector (created on first use, so ``predict`` alone needs none)."""
         if isinstance(self._detector, str):
@@ -121,12 +127,61 @@ class FaceLandmarker:
         return Faces(boxes=boxes, scores=scores, landmarks=self.model.predict(rgb, boxes))
 
     def detect_batch(self, images: Sequence[ImageLike], min_score: float = 0.0) -> list[Faces]:
-        """:meth:`detect` for several images."""
-        return [self.detect(image, min_score) for image in images]
+        """:meth:`detect` for several images: faces found image by image, then the landmarks
+        of all of them in one :meth:`~mvface.models.LandmarkModel.predict` call (the model
+        batches its network calls across images)."""
+        rgbs = [to_rgb_array(image) for image in images]
+        found = [self.detector.detect(rgb) for rgb in rgbs]
+        keeps = [f.scores >= min_score for f in found]
+        boxes = [f.boxes[k] for f, k in zip(found, keeps, strict=True)]
+        scores = [f.scores[k] for f, k in zip(found, keeps, strict=True)]
+        return split_landmarks(self.model, rgbs, boxes, scores)
+
+
+def split_landmarks(
+    model: LandmarkModel,
+    images: Sequence[np.ndarray],
+    boxes: Sequence[np.ndarray],
+    scores: Sequence[np.ndarray],
+) -> list[Faces]:
+    """Landmarks of the faces of several images in one ``model.predict`` call, split back.
+
+    Args:
+        model: the landmark model.
+        images: ``(H, W, 3)`` uint8 RGB images.
+        boxes: per image, ``(K_i, 4)`` canonical face boxes in its pixels.
+        scores: per image, ``(K_i,)`` detector scores.
+
+    Returns:
+        One :class:`Faces` per image, in order (the same points as one call per image, to
+        float32 rounding of the network's batch).
+    """
+    counts = [len(b) for b in boxes]
+    owner = [image for image, n in zip(images, counts, strict=True) for _ in range(n)]
+    if not owner:
+        return [Faces(boxes=b, scores=s) for b, s in zip(boxes, scores, strict=True)]
+    every = model.predict(owner, np.concatenate([np.asarray(b).reshape(-1, 4) for b in boxes]))
+    out: list[Faces] = []
+    start = 0
+    for b, s, n in zip(boxes, scores, counts, strict=True):
+        part = slice(start, start + n)
+        start += n
+        landmarks = Landmarks(
+            points=every.points[part],
+            visibility=None if every.visibility is None else every.visibility[part],
+            pose=None if every.pose is None else every.pose[part],
+            extras={key: value[part] for key, value in every.extras.items()},
+        )
+        out.append(Faces(boxes=b, scores=s, landmarks=landmarks))
+    return out
 
 
 def load(
-    name: str = DEFAULT_MODEL, weights: str | None = None, detector: str = "auto"
+    name: str = DEFAULT_MODEL,
+    weights: str | None = None,
+    detector: str = "auto",
+    engine: str = "auto",
+    device: str = "cpu",
 ) -> FaceLandmarker:
     """Load a registered landmark model with a face detector (no download, ever).
 
@@ -135,14 +190,20 @@ def load(
             :data:`~mvface.models.DEFAULT_MODEL`, ``fast``).
         weights: weights file or folder for families that load external weights.
         detector: a face detector name, or ``"auto"``.
+        engine: what runs the landmark network: ``"auto"`` (ONNX Runtime on the CPU, PyTorch
+            on CUDA), ``"onnx"`` or ``"torch"`` (:mod:`mvface.models.onnx_engine`; the ONNX
+            graph is exported and checked on first use, then cached). Models without a torch
+            network (``dlib``) ignore it.
+        device: ``"cpu"`` or ``"cuda"``.
 
     Raises:
-        ValueError: unknown model name.
+        ValueError: unknown model name, engine or device.
         BadInputError: ``weights`` cannot be loaded by this model (names the file).
-        NotAvailableError: a package or the shipped weights are absent.
+        NotAvailableError: a package or the shipped weights are absent; ``device="cuda"``
+            without a GPU; ``engine="onnx"`` where ONNX Runtime cannot run the model.
     """
     try:
-        model = create_model(name, weights=weights)
+        model = create_model(name, weights=weights, engine=engine, device=device)
     except (MvfaceError, ValueError, MemoryError):
         raise
     except Exception as exc:
