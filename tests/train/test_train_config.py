@@ -37,7 +37,81 @@ class TestYaml:
         assert "\n" not in str(info.value)
 
 
+class TestRecipeInheritance:
+    """``base:`` recipes are merged first, relative to the file; lists replaced, mappings merged."""
+
+    def test_a_stage_holds_only_its_changes(self, tmp_path: Path) -> None:
+        (tmp_path / "parent.yaml").write_text(
+            "model:\n  options: {passes: 1, input_size: 128}\n"
+            "data:\n  real_roots: [a, b]\n  synthetic_extra: [x]\n"
+            "train:\n  steps: 400\n  out: runs/one\n"
+        )
+        (tmp_path / "stages").mkdir()
+        child = tmp_path / "stages" / "two.yaml"
+        child.write_text(
+            "base: [../parent.yaml]\nmodel:\n  options: {input_size: 64}\n"
+            "data:\n  real_roots: [c]\ntrain:\n  out: runs/two\n"
+        )
+        cfg = TrainConfig.load(child)
+        assert cfg.model.options == {"passes": 1, "input_size": 64}
+        assert cfg.data.real_roots == ["c"] and cfg.data.synthetic_extra == ["x"]
+        assert (cfg.train.steps, cfg.train.out) == (400, "runs/two")
+        assert TrainConfig.load_parent(child) == TrainConfig.load(tmp_path / "parent.yaml")
+        assert TrainConfig.load_parent(tmp_path / "parent.yaml") == TrainConfig()
+
+    def test_bases_merge_in_order_and_a_path_alone_is_a_list(self, tmp_path: Path) -> None:
+        (tmp_path / "a.yaml").write_text("optim:\n  lr: 1.0e-4\n  grad_clip: 1.0\n")
+        (tmp_path / "b.yaml").write_text("base: a.yaml\noptim:\n  lr: 2.0e-4\n")
+        (tmp_path / "c.yaml").write_text("base: [b.yaml, a.yaml]\ntrain:\n  seed: 3\n")
+        assert TrainConfig.load(tmp_path / "b.yaml").optim.lr == 2e-4
+        cfg = TrainConfig.load(tmp_path / "c.yaml")
+        assert (cfg.optim.lr, cfg.optim.grad_clip, cfg.train.seed) == (1e-4, 1.0, 3)
+
+    @pytest.mark.parametrize(
+        ("files", "message"),
+        [
+            ({"c.yaml": "base: [c.yaml]\n"}, "a cycle"),
+            ({"c.yaml": "base: [d.yaml]\n", "d.yaml": "base: c.yaml\n"}, "a cycle"),
+            ({"c.yaml": "base: [gone.yaml]\n"}, "c.yaml: base 'gone.yaml' does not exist"),
+            ({"c.yaml": "base: {a: 1}\n"}, "base must be a path or a list of paths"),
+            (
+                {"c.yaml": "base: [d.yaml]\n", "d.yaml": "train:\n  stepz: 3\n"},
+                r"d\.yaml: unknown key of section 'train' 'stepz'",
+            ),
+            (
+                {"c.yaml": "base: [d.yaml]\n", "d.yaml": "train:\n  steps: many\n"},
+                r"d\.yaml: train\.steps must be an integer, got 'many'",
+            ),
+        ],
+    )
+    def test_bad_base_is_one_line_naming_the_file(
+        self, tmp_path: Path, files: dict[str, str], message: str
+    ) -> None:
+        for name, text in files.items():
+            (tmp_path / name).write_text(text)
+        with pytest.raises(ConfigError, match=message) as info:
+            TrainConfig.load(tmp_path / "c.yaml")
+        assert "\n" not in str(info.value)
+
+
 class TestOverrides:
+    def test_a_mapping_is_typed_values_not_text(self) -> None:
+        cfg = TrainConfig().with_overrides(
+            {"data.real_roots": ["a,b", "c"], "train.out": "123", "model.options.width": 0.5}
+        )
+        assert cfg.data.real_roots == ["a,b", "c"] and cfg.train.out == "123"
+        assert cfg.model.options == {"width": 0.5}
+        assert cfg.with_overrides({"model.options": {}}).model.options == {}
+        with pytest.raises(ConfigError, match=r"^override: train\.steps must be an integer"):
+            TrainConfig().with_overrides({"train.steps": "many"})
+
+    def test_text_fields_take_the_text_as_typed(self) -> None:
+        cfg = TrainConfig().with_overrides(
+            ["train.compile_loss=on", "train.devices=0,1", "model.weights=null", "train.resume="]
+        )
+        assert (cfg.train.compile_loss, cfg.train.devices) == ("on", "0,1")
+        assert cfg.model.weights is None and cfg.train.resume == ""
+
     def test_types_follow_the_fields(self) -> None:
         cfg = TrainConfig().with_overrides(
             [

@@ -15,9 +15,9 @@ here exits 3.
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -67,11 +67,12 @@ def build_config(
     mode: Literal["train", "finetune"],
     config: Path | None,
     overrides: list[str],
-    shortcuts: list[str],
+    shortcuts: Mapping[str, Any],
     resume: bool,
 ) -> TrainConfig:
     """The run's config: YAML (or, resuming without one, the run's saved config), shortcut
-    options, then overrides.
+    options (typed values by ``section.key``), then the command line's ``section.key=value``
+    overrides.
 
     Raises:
         ConfigError: bad file, key or value.
@@ -79,11 +80,11 @@ def build_config(
     if config is not None and not config.is_file():
         raise ConfigError(f"{config}: config file does not exist")
     base = TrainConfig.load(config) if config else TrainConfig()
-    extra = [f"train.mode={mode}", *shortcuts, *(["train.resume=last"] if resume else [])]
-    cfg = base.with_overrides([*extra, *overrides])
+    extra = {"train.mode": mode, **shortcuts, **({"train.resume": "last"} if resume else {})}
+    cfg = base.with_overrides(extra).with_overrides(overrides)
     saved = Path(cfg.train.out) / CONFIG_FILE
     if resume and config is None and saved.is_file():
-        cfg = TrainConfig.load(saved).with_overrides([*extra, *overrides])
+        cfg = TrainConfig.load(saved).with_overrides(extra).with_overrides(overrides)
     return cfg
 
 
@@ -96,18 +97,19 @@ def _shortcuts(
     steps: int | None,
     seed: int | None,
     quiet: bool,
-) -> list[str]:
-    pairs = {
-        "data.real_roots": json.dumps(list(data)) if data else None,
+) -> dict[str, Any]:
+    """The shortcut options given, as ``{"section.key": value}``."""
+    pairs: dict[str, Any] = {
+        "data.real_roots": list(data) if data else None,
         "data.real_format": data_format,
         "model.name": model,
         "model.weights": weights,
         "train.out": out,
         "train.steps": steps,
         "train.seed": seed,
-        "train.progress": "false" if quiet else None,
+        "train.progress": False if quiet else None,
     }
-    return [f"{k}={v}" for k, v in pairs.items() if v is not None]
+    return {k: v for k, v in pairs.items() if v is not None}
 
 
 def _report(result: TrainResult, cfg: TrainConfig) -> None:
@@ -125,7 +127,7 @@ def _start(
     mode: Literal["train", "finetune"],
     config: Path | None,
     overrides: list[str] | None,
-    shortcuts: list[str],
+    shortcuts: Mapping[str, Any],
     resume: bool,
     overwrite: bool = False,
 ) -> None:
@@ -189,7 +191,7 @@ def finetune_command(
     """
     shortcuts = _shortcuts(data, data_format, model, weights, out, steps, seed, quiet)
     if synthetic is not None:
-        shortcuts.append(f"data.synthetic={synthetic}")
+        shortcuts["data.synthetic"] = synthetic
     _start("finetune", config, overrides, shortcuts, resume, overwrite)
 
 

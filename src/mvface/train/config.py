@@ -1,4 +1,4 @@
-"""Typed training configuration: YAML files, ``section.key=value`` overrides, the saved recipe.
+"""Typed training configuration: YAML recipes that inherit, overrides, the saved recipe.
 
 A run is described by one :class:`TrainConfig` with six sections (every field has a default):
 
@@ -10,28 +10,44 @@ A run is described by one :class:`TrainConfig` with six sections (every field ha
 * :class:`OptimSection`: optimizer and learning-rate schedule;
 * :class:`TrainSection`: steps, seed, checkpoints, validation, early stopping, hardware.
 
-Values are coerced to the declared field types (``"0.01"`` → float, ``"true"`` → bool, ``"a,b"``
-→ list), so the same rules apply to YAML files and to command-line overrides; an unknown
-section or key is a :class:`ConfigError` that names the known ones. The resolved config is saved
-as YAML next to the checkpoints and travels (as JSON) in the exported weights' metadata.
+A recipe file may start from others: ``base:`` lists parent recipes (paths relative to the
+file), merged in order before the file's own keys, section by section and key by key; a list or
+a value is replaced whole, a mapping (``model.options``) merged key by key. So each training
+stage holds only what it changes from the stage it continues (``configs/fast/stage2.yaml``).
+Paths *inside* a recipe (weights, data, ``train.out``) are not rebased: like command-line
+paths, they are relative to the folder the command runs in (the repository root for the shipped
+recipes).
+
+Types and validation are OmegaConf's structured configs built from the dataclasses below: values
+are converted to the declared field types (``"0.01"`` → float, ``"true"`` → bool, ``"sgd"``
+checked against the ``Literal``), the same for YAML files, override strings and override
+mappings; an unknown section or key, or a value of the wrong type, is a one-line
+:class:`ConfigError` naming the key. The resolved config is saved as YAML next to the
+checkpoints and travels (as JSON) in the exported weights' metadata.
 
 Example:
     >>> cfg = TrainConfig().with_overrides(["optim.lr=0.01", "model.options.input_size=64"])
     >>> cfg.optim.lr, cfg.model.options
     (0.01, {'input_size': 64})
+    >>> cfg.with_overrides({"data.real_roots": ["a", "b"]}).data.real_roots
+    ['a', 'b']
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from mvface._io import atomic_write_text
 from mvface.errors import MvfaceError
@@ -366,28 +382,13 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any] | None, source: str = "config") -> TrainConfig:
-        """Build from a nested dict, coercing values to the field types.
+    def from_dict(cls, data: Mapping[str, Any] | None, source: str = "config") -> TrainConfig:
+        """Build from a nested dict (missing sections and keys take their defaults).
 
         Raises:
             ConfigError: unknown sections or keys, or values of the wrong type.
         """
-        data = {} if data is None else data
-        if not isinstance(data, dict):
-            raise ConfigError(
-                f"{source}: expected a mapping of sections, got {type(data).__name__}"
-            )
-        _check_known(data.keys(), SECTIONS.keys(), source, "section")
-        sections: dict[str, Any] = {}
-        for name, kind in SECTIONS.items():
-            values = data.get(name) or {}
-            if not isinstance(values, dict):
-                raise ConfigError(f"{source}: section {name!r} must be a mapping")
-            hints = typing.get_type_hints(kind)
-            _check_known(values.keys(), hints.keys(), source, f"key of section {name!r}")
-            kwargs = {k: _coerce(v, hints[k], f"{name}.{k}") for k, v in values.items()}
-            sections[name] = kind(**kwargs)
-        return cls(**sections)
+        return _to_config(_merge(_schema(), data, source), source)
 
     def to_yaml(self) -> str:
         """YAML text of :meth:`to_dict` (sections in a fixed order)."""
@@ -395,22 +396,19 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
-        """Read a YAML config file (missing sections and keys take their defaults).
+        """Read a YAML recipe, its ``base:`` recipes merged first (see the module docstring).
 
         Raises:
-            ConfigError: unreadable file, invalid YAML, unknown keys or wrong types.
+            ConfigError: unreadable file or base, invalid YAML, a base cycle, unknown keys or
+                wrong types (naming the file that holds them).
         """
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            first = str(exc).splitlines()[0] if str(exc) else "invalid YAML"
-            raise ConfigError(f"{path}: not valid YAML ({first})") from None
-        return cls.from_dict(data, source=str(path))
+        return _to_config(_resolve(Path(path), _schema(), own=True), str(path))
+
+    @classmethod
+    def load_parent(cls, path: str | Path) -> TrainConfig:
+        """What a recipe's ``base:`` recipes make before its own keys are applied (the defaults
+        when it has none): the stage a recipe changes."""
+        return _to_config(_resolve(Path(path), _schema(), own=False), str(path))
 
     def save(self, path: str | Path) -> Path:
         """Write the config as YAML, atomically; returns the path."""
@@ -422,35 +420,38 @@ class TrainConfig:
 
     # ---------------------------------------------------------------- overrides
 
-    def with_overrides(self, overrides: list[str] | tuple[str, ...]) -> TrainConfig:
-        """A copy with ``section.key=value`` overrides applied (``model.options.K=V`` too).
+    def with_overrides(self, overrides: Mapping[str, Any] | Sequence[str]) -> TrainConfig:
+        """A copy with overrides applied in order, later ones winning.
+
+        ``overrides`` is either a mapping ``{"section.key": value}`` of typed values (what a
+        program passes) or ``section.key=value`` strings as typed on a command line (values
+        read as YAML; a list field also takes ``a,b``). ``model.options.K`` reaches into a
+        mapping field. An override replaces the whole value, a mapping field's too.
 
         Raises:
             ConfigError: malformed override, unknown section or key, or a wrong type.
         """
-        data = self.to_dict()
-        for item in overrides:
-            key, sep, value = item.partition("=")
-            parts = key.strip().split(".")
-            if not sep or len(parts) < 2 or not all(parts):
-                raise ConfigError(f"override {item!r}: expected section.key=value")
-            section = parts[0]
-            _check_known([section], SECTIONS.keys(), "override", "section")
-            hints = typing.get_type_hints(SECTIONS[section])
-            name = parts[1]
-            _check_known([name], hints.keys(), "override", f"key of section {section!r}")
-            if len(parts) > 2:
-                if _origin(hints[name]) is not dict:
-                    raise ConfigError(f"override {item!r}: {section}.{name} has no sub-keys")
-                target = data[section][name]
-                for sub in parts[2:-1]:
-                    target = target.setdefault(sub, {})
-                    if not isinstance(target, dict):
-                        raise ConfigError(f"override {item!r}: {sub} is not a mapping")
-                target[parts[-1]] = _parse_scalar(value)
-            else:
-                data[section][name] = _coerce(value, hints[name], f"{section}.{name}")
-        return TrainConfig.from_dict(data, source="override")
+        items: list[tuple[str, Any, str | None]]
+        if isinstance(overrides, Mapping):
+            items = [(str(key), value, None) for key, value in overrides.items()]
+        else:
+            texts = [overrides] if isinstance(overrides, str) else list(overrides)
+            items = [(*_split_override(text), text) for text in texts]
+        cfg = _schema(self)
+        for key, value, text in items:
+            parts = key.split(".")
+            if len(parts) < 2 or not all(parts):
+                raise ConfigError(f"override {key!r}: expected section.key=value")
+            field_key = ".".join(parts[:2])
+            if len(parts) > 2 and not isinstance(_select(cfg, field_key), DictConfig | None):
+                raise ConfigError(f"override {text or key!r}: {field_key} has no sub-keys")
+            if text is not None:
+                value = _read_value(value, parts, text, isinstance(_select(cfg, key), ListConfig))
+            try:
+                OmegaConf.update(cfg, key, value, merge=False)
+            except OmegaConfBaseException as exc:
+                raise _config_error(exc, "override") from None
+        return _to_config(cfg, "override")
 
     # ---------------------------------------------------------------- checks
 
@@ -574,7 +575,174 @@ class TrainConfig:
         ]
 
 
-# -------------------------------------------------------------------- coercion helpers
+# -------------------------------------------------------------------- recipes and OmegaConf
+
+#: Key of a recipe file naming its parent recipes (a path or a list, relative to the file).
+BASE_KEY = "base"
+
+
+def _schema(config: TrainConfig | None = None) -> DictConfig:
+    """The structured (typed, closed) OmegaConf tree of ``config`` (default: the defaults)."""
+    return OmegaConf.structured(TrainConfig() if config is None else config)
+
+
+def _merge(cfg: DictConfig, data: Mapping[str, Any] | None, source: str) -> DictConfig:
+    """``data`` (nested sections) merged onto ``cfg``: lists and values replaced, mappings
+    merged key by key; an empty section (``teacher:`` with nothing under it) changes nothing."""
+    data = {} if data is None else data
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: expected a mapping of sections, got {type(data).__name__}")
+    sections: dict[str, Any] = {}
+    for name, values in data.items():
+        _check_known([name], SECTIONS, source, "section")
+        if values is None:
+            continue
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"{source}: section {name!r} must be a mapping")
+        sections[name] = values
+    try:
+        merged = OmegaConf.merge(cfg, sections)
+    except OmegaConfBaseException as exc:
+        raise _config_error(exc, source) from None
+    assert isinstance(merged, DictConfig)
+    return merged
+
+
+def _to_config(cfg: DictConfig, source: str) -> TrainConfig:
+    """The :class:`TrainConfig` of a structured tree (interpolations resolved)."""
+    try:
+        config = OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as exc:
+        raise _config_error(exc, source) from None
+    assert isinstance(config, TrainConfig)
+    return config
+
+
+def _read_recipe(path: Path) -> dict[str, Any]:
+    """One recipe file's own mapping (``base:`` included), as YAML reads it."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else "invalid YAML"
+        raise ConfigError(f"{path}: not valid YAML ({first})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def _resolve(path: Path, cfg: DictConfig, own: bool, chain: tuple[Path, ...] = ()) -> DictConfig:
+    """``cfg`` with the recipe at ``path`` merged on: its bases first (depth first, in order),
+    then, if ``own``, its own keys."""
+    data = _read_recipe(path)
+    bases = data.pop(BASE_KEY, None)
+    if isinstance(bases, str):
+        bases = [bases]
+    if bases is None:
+        bases = []
+    if not isinstance(bases, list) or not all(isinstance(b, str) and b for b in bases):
+        raise ConfigError(f"{path}: {BASE_KEY} must be a path or a list of paths")
+    here = path.resolve()
+    for name in bases:
+        parent = path.parent / name
+        if parent.resolve() in (*chain, here):
+            raise ConfigError(f"{path}: {BASE_KEY} {name!r} includes {path.name} again (a cycle)")
+        if not parent.is_file():
+            raise ConfigError(f"{path}: {BASE_KEY} {name!r} does not exist ({parent})")
+        cfg = _resolve(parent, cfg, True, (*chain, here))
+    return _merge(cfg, data, str(path)) if own else cfg
+
+
+def _split_override(text: str) -> tuple[str, str]:
+    """``section.key=value`` → ``("section.key", "value")``."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    parts = key.split(".")
+    if not sep or len(parts) < 2 or not all(parts):
+        raise ConfigError(f"override {text!r}: expected section.key=value")
+    return key, value.strip()
+
+
+def _read_value(value: str, parts: list[str], text: str, is_list: bool) -> Any:
+    """A command-line value for the field at ``parts``, read as OmegaConf reads a command line
+    (YAML: ``64`` → int, ``1e-3`` → float, ``null``, ``[a, b]``), except that a text field
+    (``str`` or a ``Literal``) takes the text as typed (``on`` stays ``"on"``, not YAML 1.1's
+    true; only ``null`` is None) and a list field also takes ``a,b``; empty → ``""``."""
+    if _is_text_field(parts):
+        return None if value.lower() in ("null", "none") else value
+    if not value:
+        return ""
+    try:
+        parsed = OmegaConf.to_container(OmegaConf.from_dotlist([f"value={value}"]))
+    except (OmegaConfBaseException, yaml.YAMLError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else "unreadable value"
+        raise ConfigError(f"override {text!r}: {first}") from None
+    assert isinstance(parsed, dict)
+    if is_list and isinstance(parsed["value"], str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return parsed["value"]
+
+
+def _is_text_field(parts: list[str]) -> bool:
+    """Whether ``section.key`` is declared ``str``, ``str | None`` or a ``Literal`` of text."""
+    kind = SECTIONS.get(parts[0])
+    if kind is None or len(parts) != 2:
+        return False
+    hint = typing.get_type_hints(kind).get(parts[1])
+    options = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) is Literal:
+        return all(isinstance(a, str) for a in typing.get_args(hint))
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return options == [str]
+    return hint is str
+
+
+def _select(cfg: DictConfig, key: str) -> Any:
+    """The node or value at dotted ``key``; ``None`` where there is none (yet)."""
+    try:
+        return OmegaConf.select(cfg, key, throw_on_missing=False)
+    except OmegaConfBaseException:
+        return None
+
+
+#: What a field's node holds, for the one-line message of a value OmegaConf refused.
+_EXPECTED = {
+    "IntegerNode": "an integer",
+    "FloatNode": "a number",
+    "BooleanNode": "true or false",
+    "StringNode": "a string",
+    "ListConfig": "a list",
+    "DictConfig": "a mapping",
+}
+
+
+def _config_error(exc: OmegaConfBaseException, source: str) -> ConfigError:
+    """OmegaConf's multi-line error as one line naming the key (``override: train.steps must
+    be an integer, got 'many'``; unknown keys with the known ones)."""
+    key = str(getattr(exc, "full_key", None) or "")
+    if isinstance(exc, (ConfigKeyError, ConfigAttributeError)) and key:
+        section, _, name = key.rpartition(".")
+        if not section:
+            known: Any = SECTIONS
+            what = "section"
+        else:
+            top = section.split(".")[0]
+            known = [f.name for f in fields(SECTIONS[top])] if top in SECTIONS else []
+            what = f"key of section {section!r}"
+        _check_known([name], known, source, what)
+    reason = (getattr(exc, "msg", None) or str(exc) or type(exc).__name__).splitlines()[0]
+    expected = _EXPECTED.get(type(getattr(exc, "child_node", None)).__name__)
+    choices = re.search(r"expected one of (\[.*\])", reason)  # a Literal or Enum field
+    if choices and key and hasattr(exc, "value"):
+        expected = f"one of {choices.group(1)}"
+    if expected and key and hasattr(exc, "value"):
+        return ConfigError(f"{source}: {key} must be {expected}, got {exc.value!r}")
+    return ConfigError(f"{source}: {key}: {reason}" if key else f"{source}: {reason}")
 
 
 def _check_known(keys: Any, known: Any, source: str, what: str) -> None:
@@ -586,93 +754,3 @@ def _check_known(keys: Any, known: Any, source: str, what: str) -> None:
             raise ConfigError(
                 f"{source}: unknown {what} {key!r}{hint}; known: {', '.join(known_list)}"
             )
-
-
-def _origin(tp: Any) -> Any:
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return _origin(args[0]) if len(args) == 1 else origin
-    return origin or tp
-
-
-def _parse_scalar(text: str) -> Any:
-    """A command-line value as YAML would read it (``64`` → int, ``1e-3`` → float, ...)."""
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-    if isinstance(value, str):
-        try:
-            return float(value) if any(c in value for c in ".eE") else value
-        except ValueError:
-            return value
-    return value
-
-
-_TRUE = {"true", "yes", "on", "1"}
-_FALSE = {"false", "no", "off", "0"}
-
-
-def _coerce(value: Any, tp: Any, key: str) -> Any:
-    """``value`` converted to the annotated type ``tp`` (strings are parsed)."""
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        is_null = value is None or (
-            isinstance(value, str) and value.strip().lower() in ("null", "none")
-        )
-        if is_null and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0], key)
-    if origin is Literal:
-        text = str(value)
-        if text not in args:
-            raise ConfigError(f"{key} must be one of {list(args)}, got {value!r}")
-        return text
-    if tp is Any:
-        return _parse_scalar(value) if isinstance(value, str) else value
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in _TRUE or text in _FALSE:
-            return text in _TRUE
-        raise ConfigError(f"{key} must be true or false, got {value!r}")
-    if tp is int:
-        if isinstance(value, bool):
-            raise ConfigError(f"{key} must be an integer, got {value!r}")
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        try:
-            return int(str(value).strip()) if not isinstance(value, int) else value
-        except ValueError:
-            raise ConfigError(f"{key} must be an integer, got {value!r}") from None
-    if tp is float:
-        if isinstance(value, bool):
-            raise ConfigError(f"{key} must be a number, got {value!r}")
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{key} must be a number, got {value!r}") from None
-    if tp is str:
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            return str(value)
-        raise ConfigError(f"{key} must be a string, got {value!r}")
-    if origin is list:
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                value = _parse_scalar(text)
-            else:
-                value = [v.strip() for v in text.split(",") if v.strip()]
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key} must be a list, got {value!r}")
-        return [_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if isinstance(value, str):
-            value = _parse_scalar(value) if value.strip() else {}
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key} must be a mapping, got {value!r}")
-        return {str(k): v for k, v in value.items()}
-    raise ConfigError(f"{key}: unsupported field type {tp!r}")  # pragma: no cover
