@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from _shared import SHARED
+from _shared import SHARED, requires_shared
 from mvface.errors import BadInputError
 from mvface.geometry import (
     eg3d_label_to_camera,
@@ -203,9 +203,22 @@ class TestVisibility:
     def test_contour_window(self) -> None:
         depth = np.full((1, 32, 32), np.inf, np.float32)
         depth[0, :, :16] = 2.0
-        pixels = np.array([[[15.0, 8.0], [14.0, 8.0]]])  # on / one pixel inside the silhouette
-        visible = landmark_visibility(pixels, np.array([[2.4, 2.4]]), depth, tolerance=0.01)
-        np.testing.assert_array_equal(visible[0], [True, False])
+        depth[0, :, 12:16] = 2.3  # the surface turns away towards the outline at column 15.5
+        # on the outline at the surface's depth; off the head (nothing near hides it); on the
+        # outline but far behind the surface there (the far side of a turned head); one pixel
+        # inside at the surface's depth; inside and behind
+        pixels = np.array([[[15.0, 8.0], [18.0, 8.0], [15.0, 9.0], [13.0, 8.0], [13.0, 9.0]]])
+        point_depth = np.array([[2.305, 2.4, 2.4, 2.3, 2.4]])
+        visible = landmark_visibility(pixels, point_depth, depth, tolerance=0.01)
+        np.testing.assert_array_equal(visible[0], [True, True, False, True, False])
+
+    def test_background_beside_a_hidden_point_does_not_reveal_it(self) -> None:
+        # a point behind the head whose 3x3 window reaches a background pixel next to a thin
+        # occluder was marked visible before: the background is not a surface
+        depth = np.full((1, 16, 16), 2.0, np.float32)
+        depth[0, 7, 9] = np.inf
+        visible = landmark_visibility(np.array([[[8.0, 8.0]]]), np.array([[2.5]]), depth, 0.02)
+        assert not visible[0, 0]
 
     def test_hidden_views(self) -> None:
         visibility = np.zeros((3, 68), bool)
@@ -309,3 +322,35 @@ class TestDeepenJaw:
             deepen_jaw(torch.zeros(5, 3), 0.2)
         with pytest.raises(BadInputError, match="span a plane"):
             deepen_jaw(torch.ones(68, 3), 0.2)
+
+
+@requires_shared("data/samples/breakingbad.pts")
+@pytest.mark.skipif(not DEFAULT_WEIGHTS_PATH.is_file(), reason="face mesh weights absent")
+def test_far_side_jaw_hidden_on_turned_views() -> None:
+    """Views at |yaw| >= 60 degrees mark at most 3 of the far-side jaw points (0-7 for a camera
+    at the subject's left, positive yaw; 9-16 otherwise) visible, on heads built from real
+    photos (a frontal one and a turned one whose unseen side the far views show)."""
+    from mvface.data.image import load_image
+    from mvface.data.readers import read_dataset
+    from mvface.synth.mesh_head import MeshHeadBackend
+    from mvface.synth.pipeline import align_crop, source_landmarks3d
+    from mvface.synth.rig import camera_yaw_pitch
+
+    backend = MeshHeadBackend()
+    yaws = np.radians([-90.0, -75.0, -60.0, 60.0, 75.0, 90.0])
+    cameras = rig_labels(grid_rig(yaws, np.radians([-15.0, 0.0, 15.0])))
+    c2w = torch.as_tensor(cameras[:, :16]).reshape(-1, 4, 4).double()
+    yaw = camera_yaw_pitch(c2w)[:, 0].numpy()
+    samples = read_dataset("pts", SHARED / "data" / "samples").samples
+    for sample in [s for s in samples if s.name in ("breakingbad", "einstein")]:
+        crop, crop_lm, _ = align_crop(load_image(sample.image), sample.landmarks, 256)
+        head = backend.build(crop, crop_lm)
+        source = head.render(head.source_camera[None], 256)
+        lm3d, _ = source_landmarks3d(head, crop_lm, source.depth[0], head.source_camera)
+        views = head.render(cameras, 256)
+        head.release()
+        out = transfer_landmarks(lm3d, cameras, 256, views.depth)
+        far = np.where(yaw[:, None] > 0, out.visible[:, 0:8], out.visible[:, 9:17]).sum(1)
+        near = np.where(yaw[:, None] > 0, out.visible[:, 9:17], out.visible[:, 0:8]).sum(1)
+        assert far.max() <= 3, (sample.name, far.tolist())
+        assert near.min() >= 6, (sample.name, near.tolist())  # the near side stays visible

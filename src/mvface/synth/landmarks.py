@@ -35,6 +35,7 @@ __all__ = [
     "DEFAULT_MIN_VISIBLE_FRACTION",
     "DEFAULT_VISIBILITY_TOLERANCE",
     "JAW_DEPTH_TAPER",
+    "OUTLINE_DEPTH_SLOPE",
     "ViewLandmarks",
     "deepen_jaw",
     "depth_at_landmarks",
@@ -47,9 +48,14 @@ __all__ = [
     "transfer_landmarks",
 ]
 
-#: Depth-test tolerance in units of :func:`head_scale` (0.15 x ~0.14 ≈ 0.02 world units, about
-#: 8 mm on a real head; occluded landmarks lie several centimetres behind the occluder).
-DEFAULT_VISIBILITY_TOLERANCE = 0.15
+#: Depth-test tolerance in units of :func:`head_scale`: 0.1 x ~0.13 ≈ 0.013 world units, about
+#: 5 mm on a real head (occluded landmarks lie centimetres behind the occluder; the far-side jaw
+#: of a head turned by 60° lies 0.02–0.1 behind the cheek in front of it).
+DEFAULT_VISIBILITY_TOLERANCE = 0.1
+#: On the head's outline the surface is seen at a grazing angle: one pixel inwards its depth
+#: changes by up to this many pixel widths (tan 80°), so a landmark there may lie that much
+#: further behind the head pixels next to it (0.014 world units at 256 px, 0.027 at 128 px).
+OUTLINE_DEPTH_SLOPE = 3.7
 #: A view whose fraction of visible landmarks is below this is flagged as "face mostly hidden".
 DEFAULT_MIN_VISIBLE_FRACTION = 0.5
 #: :func:`deepen_jaw` moves the chin (point 8) not at all and the jaw points this many places
@@ -292,13 +298,20 @@ def landmark_visibility(
     depth_maps: np.ndarray,
     tolerance: float,
     window: int = 1,
+    pixel_size: np.ndarray | float = 0.0,
 ) -> np.ndarray:
-    """Depth test of projected landmarks against rendered depth maps.
+    """Depth test of projected landmarks against rendered depth maps (the head's own surface).
 
     A landmark is visible in a view when it projects inside the image, lies in front of the
-    camera, and within ``window`` pixels of its pixel some rendered depth is not nearer than the
-    landmark by more than ``tolerance`` (empty pixels, ``inf``, hide nothing). The window makes
-    landmarks on an occluding contour (jaw line seen from the side) count as visible.
+    camera, and is not behind the rendered head surface: the farthest *head* depth within
+    ``window`` pixels of its pixel is not nearer than the landmark by more than ``tolerance``
+    (world units; the pipeline uses :data:`DEFAULT_VISIBILITY_TOLERANCE` x
+    :func:`head_scale`, about 0.013). Background pixels (``inf``) are not a surface: a landmark
+    with no head pixel in its window is visible (nothing can hide it), but background next to
+    a hidden landmark does not reveal it. On the outline (a pixel of the landmark's bilinear
+    footprint shows no head) the surface is grazing, and the tolerance grows by
+    :data:`OUTLINE_DEPTH_SLOPE` pixel widths, so jaw-line landmarks on the outline of a
+    profile stay visible while the far-side jaw of a turned head, behind the cheek, is hidden.
 
     Args:
         pixels: ``(V, N, 2)`` 0-based integer-centred pixels.
@@ -306,6 +319,9 @@ def landmark_visibility(
         depth_maps: ``(V, S, S)`` rendered depth (``inf`` where empty).
         tolerance: allowed depth difference (world units).
         window: half-size of the pixel window searched (1: 3 x 3).
+        pixel_size: ``(V, N)`` (or a scalar) width of one pixel at each landmark's depth
+            (world units, ``z / f``); on the outline the tolerance grows by
+            :data:`OUTLINE_DEPTH_SLOPE` pixel widths.
 
     Returns:
         ``(V, N)`` bool.
@@ -321,13 +337,24 @@ def landmark_visibility(
     inside = (px[..., 0] > -0.5) & (px[..., 0] < S - 0.5) & (px[..., 1] > -0.5)
     inside &= (px[..., 1] < S - 0.5) & (z > 0)
     views = np.broadcast_to(np.arange(V)[:, None], xi.shape)
-    farthest = np.full(xi.shape, -np.inf)
+    farthest = np.full(xi.shape, -np.inf)  # the farthest head surface in the window
     for dy in range(-window, window + 1):
         for dx in range(-window, window + 1):
             xs = np.clip(xi + dx, 0, S - 1)
             ys = np.clip(yi + dy, 0, S - 1)
-            farthest = np.maximum(farthest, maps[views, ys, xs])
-    return inside & (farthest >= z - tolerance)
+            d = maps[views, ys, xs]
+            farthest = np.maximum(farthest, np.where(np.isfinite(d), d, -np.inf))
+    # on the outline: a pixel of the point's bilinear footprint shows no head
+    x0 = np.floor(px[..., 0]).astype(int)
+    y0 = np.floor(px[..., 1]).astype(int)
+    outline = np.zeros(xi.shape, bool)
+    for dy in (0, 1):
+        for dx in (0, 1):
+            xs, ys = np.clip(x0 + dx, 0, S - 1), np.clip(y0 + dy, 0, S - 1)
+            outline |= ~np.isfinite(maps[views, ys, xs])
+    allowed = tolerance + np.where(outline, OUTLINE_DEPTH_SLOPE * np.asarray(pixel_size), 0.0)
+    off_head = ~np.isfinite(farthest)  # no head pixel near: nothing can hide the point
+    return inside & (off_head | (farthest >= z - allowed))
 
 
 def hidden_views(
@@ -405,7 +432,9 @@ def transfer_landmarks(
         tol = tolerance
         if tol is None:
             tol = DEFAULT_VISIBILITY_TOLERANCE * head_scale(X.numpy())
-        visible = landmark_visibility(px, z, maps, tol)
+        K, _, _ = eg3d_label_to_camera(labels, size, size)
+        pixel_size = np.abs(z) / K[:, 0, 0].numpy()[:, None]
+        visible = landmark_visibility(px, z, maps, tol, pixel_size=pixel_size)
     return ViewLandmarks(
         landmarks3d=X.numpy(),
         points=px,
