@@ -109,6 +109,13 @@ BAD_VALUES: list[Any] = [
     (["synth", "preview", _IN], "--views", "0"),
     (["bench", "inference"], "--model", "nope"),
     (["bench", "inference"], "--threads", "0"),
+    (["bench", "inference"], "--engine", "nope"),
+    (["bench", "inference", "--detector", "blazeface"], "--detector", "nope"),
+    (["export", "onnx", "--model", "base", "--out", "{tmp}/m.onnx"], "--opset", "0"),
+    (["synth", "--source", _IN, "--out", _OUT], "--landmark-model", "nope"),
+    (["synth", "--source", _IN, "--out", _OUT], "--jaw-from", "nope"),
+    (["synth", "--source", _IN, "--out", _OUT], "--image-format", "nope"),
+    (["eval-synthetic", "--root", _IN, "--model", "base", "--out", _OUT], "--limit", "0"),
     (["bench", "accuracy"], "--model", "nope"),
 ]
 

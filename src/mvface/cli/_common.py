@@ -109,13 +109,15 @@ def check_choice(what: str, allowed: Callable[[], Sequence[str]]) -> Callable[[A
     """A typer option callback refusing a value outside ``allowed()`` with a usage error (exit 2).
 
     ``allowed`` is called only when the option is parsed, so registries are read lazily.
-    ``None`` (option not given) passes.
+    ``None`` (option not given) passes; for a repeatable option every value is checked.
     """
 
     def callback(value: Any) -> Any:
-        if value is not None and value not in allowed():
-            names = ", ".join(allowed())
-            raise typer.BadParameter(f"unknown {what} {shown(value)!r}; choose from: {names}")
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for one in values:
+            if one is not None and one not in allowed():
+                names = ", ".join(allowed())
+                raise typer.BadParameter(f"unknown {what} {shown(one)!r}; choose from: {names}")
         return value
 
     return callback

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mvface.cli._common import console, handle_errors
+from mvface.cli._common import check_choice, console, handle_errors
 from mvface.cli._model_option import check_model_specs
 
 if TYPE_CHECKING:
@@ -67,6 +67,12 @@ def _command(name: str, options: dict[str, object]) -> str:
     return shlex.join(parts)
 
 
+def _face_detector_names() -> list[str]:
+    from mvface.detection import list_face_detectors
+
+    return list_face_detectors()
+
+
 @app.command("inference")
 @handle_errors
 def inference_command(
@@ -75,7 +81,11 @@ def inference_command(
         list[int] | None, typer.Option(min=1, help="Thread counts (repeat); default 1 and 2.")
     ] = None,
     engine: Annotated[
-        list[str] | None, typer.Option(help="torch and/or onnx (repeat); default both.")
+        list[str] | None,
+        typer.Option(
+            help="torch and/or onnx (repeat); default both.",
+            callback=check_choice("engine", lambda: ("torch", "onnx")),
+        ),
     ] = None,
     repeats: Annotated[int, typer.Option(min=1, help="Timed batch-1 calls per model.")] = 200,
     warmup: Annotated[int, typer.Option(min=0, help="Discarded rounds first.")] = 20,
@@ -86,7 +96,10 @@ def inference_command(
     ] = None,
     detector: Annotated[
         list[str] | None,
-        typer.Option(help="Face detectors timed separately (repeat); default blazeface, dlib-hog."),
+        typer.Option(
+            help="Face detectors timed separately (repeat); default blazeface, dlib-hog.",
+            callback=check_choice("face detector", _face_detector_names),
+        ),
     ] = None,
     no_detectors: Annotated[bool, typer.Option("--no-detectors", help="Skip detectors.")] = False,
     detector_repeats: Annotated[int, typer.Option(min=1, help="Timed calls per detector.")] = 100,
