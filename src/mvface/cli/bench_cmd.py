@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mvface.cli._common import check_choice, console, handle_errors
+from mvface.cli._common import check_choice, console, handle_errors, say, shown
 from mvface.cli._model_option import check_model_specs
 
 if TYPE_CHECKING:
@@ -194,7 +194,7 @@ def _record(result: BenchResult, results: Path) -> None:
     from mvface.bench.results import record_run
 
     path, page = record_run(result, results)
-    console.print(f"wrote {path}; regenerated {page}", highlight=False)
+    say(f"wrote {shown(path)}; regenerated {shown(page)}")
 
 
 def _script(name: str, args: list[str], results: Path | None) -> None:
@@ -255,6 +255,6 @@ def report_command(
     page = write_summary(results, out if out is not None else default_summary_path(results))
     for line in skipped:
         typer.echo(f"skipped {line}", err=True)
-    console.print(f"wrote {page} from {len(found)} result files", highlight=False)
+    say(f"wrote {shown(page)} from {len(found)} result files")
     if skipped:
         raise typer.Exit(1)
