@@ -1,10 +1,13 @@
 """Detect faces and their 68 landmarks in files, folders, globs and videos: ``mvface detect``.
 
 Every input is processed independently: an unreadable file is one line in the summary and the
-batch goes on. Folder walks list, with a reason, every entry they cannot use (a pipe, a socket,
-a broken or looping symbolic link, an unreadable sub-folder) instead of skipping it silently;
-files that are neither images nor videos (by extension, or by their first bytes when the
-extension says nothing) are counted in one note.
+batch goes on. Images are decoded in a background thread while the face detector runs on the
+previous ones; the landmarks of all faces of :attr:`DetectConfig.batch` images come from one
+``predict`` call (the model batches its network calls across images). Results are listed in
+input order whatever order they complete in. Folder walks list, with a reason, every entry
+they cannot use (a pipe, a socket, a broken or looping symbolic link, an unreadable sub-folder)
+instead of skipping it silently; files that are neither images nor videos (by extension, or by
+their first bytes when the extension says nothing) are counted in one note.
 
 Results are written atomically once every input is done: ``detections.json`` (or ``.csv`` /
 COCO keypoints ``coco.json``). Overlays (``draw``) are drawn afterwards, from the saved results,
@@ -20,11 +23,14 @@ import errno
 import glob
 import io
 import json
+import math
 import os
 import re
 import stat
 import struct
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -33,7 +39,7 @@ import cv2
 import numpy as np
 
 from mvface._io import atomic_write_bytes, atomic_write_text, check_readable_file
-from mvface.api import FaceLandmarker, Faces
+from mvface.api import FaceLandmarker, Faces, split_landmarks
 from mvface.data.image import IMAGE_SUFFIXES, check_image_size, load_image
 from mvface.data.scheme import LANDMARK_NAMES
 from mvface.errors import BadInputError
@@ -57,6 +63,7 @@ class DetectConfig:
         smooth: video only: exponential smoothing factor in [0, 1) for landmarks of a face
             matched across consecutive frames (0 = off; 0.5 averages each frame with the past).
         every: video only: process every N-th frame.
+        batch: images whose faces are landmarked in one ``predict`` call.
     """
 
     out: Path
@@ -65,6 +72,7 @@ class DetectConfig:
     min_score: float = 0.0
     smooth: float = 0.0
     every: int = 1
+    batch: int = 16
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
@@ -74,6 +82,8 @@ class DetectConfig:
             raise ValueError(f"smooth must be in [0, 1), got {self.smooth}")
         if self.every < 1:
             raise ValueError(f"every must be at least 1, got {self.every}")
+        if self.batch < 1:
+            raise ValueError(f"batch must be at least 1, got {self.batch}")
 
 
 @dataclass
@@ -150,8 +160,12 @@ class Inputs:
 def _sniff(path: Path) -> str | None:
     """``"image"``, ``"video"`` or ``None`` from a regular file's first bytes."""
     try:
-        with open(path, "rb") as f:
-            head = f.read(16)
+        # non-blocking: a file swapped for a pipe since the walk must not hang the run
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            head = os.read(fd, 16)
+        finally:
+            os.close(fd)
     except OSError:
         return "image"  # unreadable: processed, so that the reason is listed
     for offset, magic in _IMAGE_MAGIC:
@@ -397,7 +411,8 @@ def run_detect(
         landmarker: model and face detector.
         paths: files, folders and glob patterns (ignored when ``inputs`` is given).
         cfg: options.
-        on_file: called after each input file (progress).
+        on_file: called once per input file when its results are known (progress; files of
+            one landmark batch complete together).
         inputs: the already expanded ``paths`` (:func:`find_inputs`), to expand them once.
     """
     if inputs is None:
@@ -405,30 +420,149 @@ def run_detect(
     files = inputs.files
     summary = DetectSummary(failed=list(inputs.problems), files=files)
     cfg.out.mkdir(parents=True, exist_ok=True)
-    per_file: dict[int, list[FrameResult]] = {}
-    for index, path in enumerate(files):
-        try:
-            per_file[index] = _detect_file(landmarker, path, cfg)
-        except BadInputError as exc:
-            summary.failed.append(str(exc))
-        except MemoryError:
-            summary.failed.append(f"{path}: not enough memory to process it")
-        else:
-            summary.results.extend(per_file[index])
+    done: dict[int, list[FrameResult] | str] = {}
+    for index, outcome in _detect_files(landmarker, files, cfg):
+        done[index] = outcome
         if on_file is not None:
-            on_file(path)
+            on_file(files[index])
+    per_file: dict[int, list[FrameResult]] = {}
+    for index in sorted(done):  # input order, whatever order the files completed in
+        outcome = done[index]
+        if isinstance(outcome, str):
+            summary.failed.append(outcome)
+        else:
+            per_file[index] = outcome
+            summary.results.extend(outcome)
     summary.output = write_results(summary, cfg.out, cfg.format, model=landmarker.model.config.name)
     if cfg.draw:
         _draw_all(files, per_file, cfg, summary)
     return summary
 
 
-def _detect_file(landmarker: FaceLandmarker, path: Path, cfg: DetectConfig) -> list[FrameResult]:
-    """The faces of one image, or of each processed frame of one video."""
-    if _media_kind(path) != "video":
-        image = load_image(path)
-        h, w = image.shape[:2]
-        return [FrameResult(str(path), None, w, h, landmarker.detect(image, cfg.min_score))]
+@dataclass
+class _Decoded:
+    """One input as the decoding thread leaves it: an image, a video to read later, or why not."""
+
+    index: int
+    path: Path
+    image: np.ndarray | None = None
+    video: bool = False
+    error: str | None = None
+
+
+def _decode(index: int, path: Path) -> _Decoded:
+    if _media_kind(path) == "video":
+        return _Decoded(index, path, video=True)
+    try:
+        return _Decoded(index, path, image=load_image(path))
+    except BadInputError as exc:
+        return _Decoded(index, path, error=str(exc))
+    except MemoryError:
+        return _Decoded(index, path, error=f"{path}: not enough memory to process it")
+
+
+def decoded_inputs(files: Sequence[Path], ahead: int = 8) -> Iterator[_Decoded]:
+    """Each file decoded in a background thread, ``ahead`` files ahead of the caller, in order.
+
+    Videos are only recognised here (their frames are read by the caller, one at a time).
+    """
+    pool = ThreadPoolExecutor(1, thread_name_prefix="mvface-decode")
+    queue: deque[Future[_Decoded]] = deque()
+    remaining = iter(enumerate(files))
+    try:
+        for index, path in remaining:
+            queue.append(pool.submit(_decode, index, path))
+            if len(queue) >= ahead:
+                break
+        while queue:
+            item = queue.popleft().result()
+            for index, path in remaining:  # keep ``ahead`` files in flight
+                queue.append(pool.submit(_decode, index, path))
+                break
+            yield item
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+@dataclass
+class _Found:
+    """An image whose faces are found and whose landmarks are still to come."""
+
+    index: int
+    path: Path
+    image: np.ndarray
+    boxes: np.ndarray
+    scores: np.ndarray
+
+
+def _detect_files(
+    landmarker: FaceLandmarker, files: Sequence[Path], cfg: DetectConfig
+) -> Iterator[tuple[int, list[FrameResult] | str]]:
+    """``(file index, its results or "<file>: <problem>")`` for every file, as each completes.
+
+    Images: faces found one image at a time, landmarks of ``cfg.batch`` images per call.
+    Videos: frame by frame (smoothing follows the frames).
+    """
+    pending: list[_Found] = []
+    for item in decoded_inputs(files):
+        if item.error is not None:
+            yield item.index, item.error
+        elif item.video:
+            try:
+                yield item.index, _detect_video(landmarker, item.path, cfg)
+            except BadInputError as exc:
+                yield item.index, str(exc)
+            except MemoryError:
+                yield item.index, f"{item.path}: not enough memory to process it"
+        elif item.image is not None:
+            try:
+                found = landmarker.detector.detect(item.image)
+            except BadInputError as exc:
+                yield item.index, str(exc)
+                continue
+            except MemoryError:
+                yield item.index, f"{item.path}: not enough memory to process it"
+                continue
+            keep = found.scores >= cfg.min_score
+            pending.append(
+                _Found(item.index, item.path, item.image, found.boxes[keep], found.scores[keep])
+            )
+            if len(pending) >= cfg.batch:
+                yield from _landmarks(landmarker, pending)
+                pending = []
+    yield from _landmarks(landmarker, pending)
+
+
+def _landmarks(
+    landmarker: FaceLandmarker, found: list[_Found]
+) -> Iterator[tuple[int, list[FrameResult] | str]]:
+    """The landmarks of every face of ``found`` in one call (one call per image when a face
+    in the batch cannot be predicted, so that only its image fails)."""
+    if not found:
+        return
+    try:
+        faces = split_landmarks(
+            landmarker.model,
+            [f.image for f in found],
+            [f.boxes for f in found],
+            [f.scores for f in found],
+        )
+    except (BadInputError, MemoryError) as exc:
+        if len(found) > 1:
+            for f in found:
+                yield from _landmarks(landmarker, [f])
+            return
+        f = found[0]
+        problem = exc.problem if isinstance(exc, BadInputError) else "not enough memory"
+        yield f.index, f"{f.path}: {problem}"
+        return
+    for f, image_faces in zip(found, faces, strict=True):
+        h, w = f.image.shape[:2]
+        yield f.index, [FrameResult(str(f.path), None, w, h, image_faces)]
+
+
+def _detect_video(landmarker: FaceLandmarker, path: Path, cfg: DetectConfig) -> list[FrameResult]:
+    """The faces of each processed frame of one video (smoothed across frames)."""
     results: list[FrameResult] = []
     previous: Faces | None = None
     for frame_index, frame in iter_video_frames(path, cfg.every):
@@ -505,7 +639,8 @@ def _face_records(r: FrameResult) -> list[dict[str, Any]]:
             "landmarks": np.round(r.faces.points[k], 2).tolist(),
         }
         if r.faces.landmarks.pose is not None:
-            rec["pose_pitch_yaw_roll_rad"] = np.round(r.faces.landmarks.pose[k], 4).tolist()
+            angles = np.round(r.faces.landmarks.pose[k], 4).tolist()  # NaN: points with no pose
+            rec["pose_pitch_yaw_roll_rad"] = [v if math.isfinite(v) else None for v in angles]
         faces.append(rec)
     return faces
 
@@ -532,7 +667,7 @@ CSV_COLUMNS: tuple[str, ...] = (
 def _csv_row(r: FrameResult, k: int) -> list[Any]:
     """The :data:`CSV_COLUMNS` values of face ``k`` of one image or frame."""
     pose = r.faces.landmarks.pose
-    angles = ["", "", ""] if pose is None else [f"{v:.4f}" for v in pose[k]]
+    angles = ["", "", ""] if pose is None else [f"{v:.4f}" if np.isfinite(v) else "" for v in pose[k]]
     points = r.faces.points[k]
     coords: list[str] = []
     for p in points:
