@@ -18,6 +18,7 @@ from mvface.cli._common import (
     say,
     shown,
 )
+from mvface.cli._engine_option import DeviceOption, EngineOption, engine_warnings
 from mvface.cli._model_option import MODELS_HELP, check_model_spec_list
 from mvface.cli.demo_cmd import (
     DETECTOR_HELP,
@@ -27,6 +28,7 @@ from mvface.cli.demo_cmd import (
     skipped_lines,
 )
 from mvface.demo import CompareConfig, run_compare
+from mvface.models.onnx_engine import engine_defaults
 
 
 @handle_errors
@@ -56,6 +58,8 @@ def compare_command(
         typer.Option(help=DETECTOR_HELP, callback=check_choice("face detector", detector_names)),
     ] = "auto",
     cell_size: Annotated[int, typer.Option(min=64, help="Side of each cell (px).")] = 256,
+    engine: EngineOption = "auto",
+    device: DeviceOption = "cpu",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Draw every model's landmarks per image, with the worst region enlarged.
@@ -73,7 +77,8 @@ def compare_command(
         detector=detector,
         cell_size=cell_size,
     )
-    result = run_with_progress(run_compare, cfg, quiet)
+    with engine_warnings(), engine_defaults(engine, device):
+        result = run_with_progress(run_compare, cfg, quiet)
     labels = [s.label for s in result.models]
     table = Table(title="NME % (sqrt(w*h) of the ground truth's box)")
     table.add_column("image")

@@ -24,9 +24,11 @@ from mvface.cli._common import (
     say,
     shown,
 )
+from mvface.cli._engine_option import DeviceOption, EngineOption, engine_warnings
 from mvface.cli._model_option import MODELS_HELP, check_model_spec_list
 from mvface.demo import DEMO_MODELS, DemoConfig, run_demo
 from mvface.demo.models import ModelSpec
+from mvface.models.onnx_engine import engine_defaults
 
 R = TypeVar("R")
 
@@ -119,6 +121,8 @@ def demo_command(
         str,
         typer.Option(help=DETECTOR_HELP, callback=check_choice("face detector", detector_names)),
     ] = "auto",
+    engine: EngineOption = "auto",
+    device: DeviceOption = "cpu",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Run the base and "+" models on every image and draw them side by side.
@@ -137,7 +141,8 @@ def demo_command(
         max_yaw_deg=max_yaw,
         detector=detector,
     )
-    result = run_with_progress(run_demo, cfg, quiet)
+    with engine_warnings(), engine_defaults(engine, device):
+        result = run_with_progress(run_demo, cfg, quiet)
     if not requested:
         print_skipped(result.skipped_models)
     table = Table(title=f"mvface demo: {len(result.images)} images, {result.seconds:.1f} s")

@@ -17,6 +17,7 @@ from mvface.cli._common import (
     say,
     shown,
 )
+from mvface.cli._engine_option import DeviceOption, EngineOption, engine_warnings
 from mvface.cli._model_option import MODEL_HELP, check_model_spec, model_spec
 from mvface.data.readers.aflw2000_3d import PROTOCOL_FILES
 from mvface.detection import list_face_detectors
@@ -70,6 +71,8 @@ def eval_command(
             callback=check_choice("yaw file", lambda: _YAW_FILES),
         ),
     ] = _YAW_FILES[0],
+    engine: EngineOption = "auto",
+    device: DeviceOption = "cpu",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Evaluate a landmark model on a benchmark and write a report folder.
@@ -93,8 +96,11 @@ def eval_command(
         detector=detector,
         ground_truth=ground_truth,  # type: ignore[arg-type]
         yaw_file=yaw_file,
+        engine=engine,
+        device=device,
     )
-    report = evaluate(cfg, progress=not quiet)
+    with engine_warnings():
+        report = evaluate(cfg, progress=not quiet)
     write_report(report, out)
     Console().print(format_table(report))
     skipped = report.extras["skipped"]

@@ -61,6 +61,9 @@ class EvalConfig:
         detector: face detector for ``crop="detector"``.
         ground_truth: AFLW2000-3D only: ``"original"`` or ``"reannotated"``.
         yaw_file: AFLW2000-3D only: the yaw array defining the bins.
+        engine: what runs the network: ``"auto"`` (ONNX Runtime on the CPU, torch on CUDA),
+            ``"onnx"`` or ``"torch"`` (:mod:`mvface.models.onnx_engine`).
+        device: ``"cpu"`` or ``"cuda"``.
     """
 
     dataset: str
@@ -72,6 +75,8 @@ class EvalConfig:
     detector: str = "dlib-hog"
     ground_truth: Literal["original", "reannotated"] = "original"
     yaw_file: str = "AFLW2000-3D.pose.npy"
+    engine: str = "auto"
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         self.root = Path(self.root)
@@ -319,7 +324,9 @@ def evaluate(
     Raises:
         BadInputError: the dataset cannot be read, or no face could be evaluated.
     """
-    model = model or create_model(cfg.model, weights=cfg.weights)
+    model = model or create_model(
+        cfg.model, weights=cfg.weights, engine=cfg.engine, device=cfg.device
+    )
     dataset = read_dataset(DATASETS[cfg.dataset][0], cfg.root, limit=cfg.limit)
     samples = dataset.samples
     if not samples:
