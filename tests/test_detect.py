@@ -169,3 +169,111 @@ def test_cli_detect_runs_the_default_model_when_none_is_named(tmp_path: Path) ->
     assert detections["model"] == DEFAULT_MODEL == "fast"
     faces = detections["images"][0]["faces"]
     assert len(faces) == 1 and np.asarray(faces[0]["landmarks"]).shape[0] == 68
+
+
+class _CountingCorners(_Corners):
+    """:class:`_Corners` that records how many faces each call got, and refuses boxes that
+    start at x = 13 (a face no model can predict)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[int] = []
+
+    def _predict(self, images, crop_boxes):  # type: ignore[no-untyped-def]
+        self.calls.append(len(crop_boxes))
+        if np.any(crop_boxes[:, 0] == 13):
+            from mvface.errors import BadInputError
+
+            raise BadInputError("corners", "cannot predict this face")
+        return super()._predict(images, crop_boxes)
+
+
+class TestBatchedDetect:
+    def _folder(self, tmp_path: Path) -> list[Path]:
+        """Seven inputs in name order: faces, a face-less image, a corrupt file, a video."""
+        paths = []
+        for i, box in enumerate([(10, 20, 40, 50), (5, 5, 20, 30), None, (30, 10, 70, 50)]):
+            path = tmp_path / f"{i}_img.png"
+            if box is None:
+                cv2.imwrite(str(path), np.zeros((60, 80, 3), np.uint8))  # no face
+            else:
+                _image(path, box)
+            paths.append(path)
+        bad = tmp_path / "4_bad.png"
+        bad.write_bytes(b"not a png")
+        video = tmp_path / "5_clip.avi"
+        writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (80, 60))
+        for _ in range(2):
+            img = np.zeros((60, 80, 3), np.uint8)
+            img[20:41, 10:31] = 255
+            writer.write(img)
+        writer.release()
+        last = tmp_path / "6_img.png"
+        _image(last, (12, 8, 50, 40))
+        return [*paths, bad, video, last]
+
+    @pytest.mark.parametrize("batch", [1, 2, 16])
+    def test_same_results_in_input_order_at_any_batch(self, tmp_path: Path, batch: int) -> None:
+        files = self._folder(tmp_path)
+        model = _CountingCorners()
+        landmarker = FaceLandmarker(model, _OneFace())
+        seen: list[Path] = []
+        summary = run_detect(
+            landmarker,
+            [tmp_path],
+            DetectConfig(out=tmp_path / "o", batch=batch),
+            on_file=seen.append,
+        )
+        assert sorted(seen) == files  # one progress step per file
+        sources = [(Path(r.source).name, r.frame) for r in summary.results]
+        assert sources == [
+            ("0_img.png", None), ("1_img.png", None), ("2_img.png", None), ("3_img.png", None),
+            ("5_clip.avi", 0), ("5_clip.avi", 1), ("6_img.png", None),
+        ]  # fmt: skip
+        assert len(summary.failed) == 1 and "4_bad.png" in summary.failed[0]
+        reference = FaceLandmarker(_Corners(), _OneFace())
+        for r in summary.results:
+            if r.frame is None:
+                want = reference.detect(cv2.imread(r.source)[..., ::-1].copy())
+                np.testing.assert_allclose(r.faces.boxes, want.boxes)
+                np.testing.assert_allclose(r.faces.points, want.points)
+        image_calls = [n for n in model.calls if n != 1] if batch > 1 else model.calls
+        if batch == 16:  # the 4 faces of the 5 images in one call, the video's frames alone
+            assert 4 in image_calls
+
+    def test_a_face_the_model_refuses_fails_only_its_image(self, tmp_path: Path) -> None:
+        for i, box in enumerate([(10, 20, 40, 50), (13, 5, 40, 30), (30, 10, 70, 50)]):
+            _image(tmp_path / f"{i}.png", box)
+        landmarker = FaceLandmarker(_CountingCorners(), _OneFace())
+        summary = run_detect(landmarker, [tmp_path], DetectConfig(out=tmp_path / "o"))
+        assert [Path(r.source).name for r in summary.results] == ["0.png", "2.png"]
+        assert summary.failed == [f"{tmp_path / '1.png'}: cannot predict this face"]
+
+    def test_batch_must_be_positive(self, tmp_path: Path) -> None:
+        with pytest.raises(ValueError, match="batch"):
+            DetectConfig(out=tmp_path, batch=0)
+
+
+def test_cli_detect_engines_agree_and_cuda_needs_a_gpu(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    import torch
+    from skimage import data
+
+    photo = tmp_path / "astronaut.png"
+    cv2.imwrite(str(photo), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    points = {}
+    for engine in ("onnx", "torch"):
+        out = tmp_path / engine
+        args = ["detect", str(photo), "--out", str(out), "-q", "--engine", engine, "--batch", "2"]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        faces = json.loads((out / "detections.json").read_text())["images"][0]["faces"]
+        points[engine] = np.asarray(faces[0]["landmarks"])
+    assert np.abs(points["onnx"] - points["torch"]).max() <= 0.02  # pixels (2 decimals written)
+    bad = CliRunner().invoke(app, ["detect", str(photo), "--out", str(tmp_path), "--engine", "x"])
+    assert bad.exit_code == 2
+    if not torch.cuda.is_available():
+        cuda = CliRunner().invoke(
+            app, ["detect", str(photo), "--out", str(tmp_path), "--device", "cuda"]
+        )
+        assert cuda.exit_code == 3 and "no CUDA GPU" in cuda.output
