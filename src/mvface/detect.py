@@ -23,7 +23,6 @@ import errno
 import glob
 import io
 import json
-import math
 import os
 import re
 import stat
@@ -640,7 +639,7 @@ def _face_records(r: FrameResult) -> list[dict[str, Any]]:
         }
         if r.faces.landmarks.pose is not None:
             angles = np.round(r.faces.landmarks.pose[k], 4).tolist()  # NaN: points with no pose
-            rec["pose_pitch_yaw_roll_rad"] = [v if math.isfinite(v) else None for v in angles]
+            rec["pose_pitch_yaw_roll_rad"] = [v if np.isfinite(v) else None for v in angles]
         faces.append(rec)
     return faces
 
@@ -667,7 +666,9 @@ CSV_COLUMNS: tuple[str, ...] = (
 def _csv_row(r: FrameResult, k: int) -> list[Any]:
     """The :data:`CSV_COLUMNS` values of face ``k`` of one image or frame."""
     pose = r.faces.landmarks.pose
-    angles = ["", "", ""] if pose is None else [f"{v:.4f}" if np.isfinite(v) else "" for v in pose[k]]
+    angles = ["", "", ""]
+    if pose is not None:  # NaN: points with no pose (e.g. collinear)
+        angles = [f"{v:.4f}" if np.isfinite(v) else "" for v in pose[k]]
     points = r.faces.points[k]
     coords: list[str] = []
     for p in points:

@@ -389,23 +389,3 @@ def test_gpu_predict_matches_the_cpu(name: str) -> None:
     assert model.device.type == "cuda"
     np.testing.assert_allclose(gpu.points, cpu.points, atol=0.25)
     np.testing.assert_allclose(gpu.pose, cpu.pose, atol=1e-2)
-
-
-def test_mesh_pose_recovers_a_known_rotation() -> None:
-    from mvface.geometry.rotations import euler_to_rotation
-    from mvface.models.mediapipe_68 import mesh_pose
-
-    rng = np.random.default_rng(0)
-    random = rng.uniform([-1.0, -1.5, -1.0], [1.0, 1.5, 1.0], (50, 3))
-    angles = np.concatenate([[[0.2, -0.6, 0.1], [-0.1, 0.9, -0.3], [0.0, 0.0, 0.0]], random])
-    R = euler_to_rotation(torch.from_numpy(angles)).numpy()
-    model = np.zeros((468, 3))  # model space: x to the subject's left, y up, z out of the face
-    model[33], model[263], model[10], model[152] = (
-        (-1, 0, 0),
-        (1, 0, 0),
-        (0, 1.3, 0.1),
-        (0, -1, 0.1),
-    )
-    y_up = np.einsum("nij,vj->nvi", R, model) * 50 + 200
-    image = y_up * np.array([1.0, -1.0, 1.0])  # image pixels: y down
-    np.testing.assert_allclose(mesh_pose(image), angles, atol=1e-9)

@@ -11,6 +11,7 @@ import numpy as np
 
 from mvface.data.scheme import mirror_points
 from mvface.errors import BadInputError
+from mvface.geometry.head_pose import head_pose
 from mvface.models.boxes import IDENTITY, BoxTransform
 
 
@@ -24,7 +25,7 @@ class ModelConfig:
         mean, std: per-channel normalization of the RGB input in [0, 255].
         crop: canonical face box (tight 68-point box) → the box the network crops.
         output: ``"68x2"`` or ``"68x3"`` (x, y in pixels; z in the model's own depth units).
-        extras: names of extra outputs (e.g. ``"pose"``, ``"params62"``).
+        extras: names of extra outputs (e.g. ``"pose_3dmm"``, ``"params62"``).
         licence: licence of the weights and of the data they were trained on.
     """
 
@@ -49,7 +50,9 @@ class Landmarks:
     Attributes:
         points: ``(N, 68, 2|3)`` float64, 0-based pixel coordinates of the input image.
         visibility: ``(N, 68)`` bool, or ``None`` when the model does not say.
-        pose: ``(N, 3)`` [pitch, yaw, roll] radians, or ``None``.
+        pose: ``(N, 3)`` [pitch, yaw, roll] radians (AFLW2000-3D ``Pose_Para`` convention), or
+            ``None``. :meth:`LandmarkModel.predict` fills it for every model from the points
+            (:func:`mvface.geometry.head_pose.head_pose`).
         extras: any other per-face outputs, arrays with leading dimension N.
     """
 
@@ -91,7 +94,8 @@ class LandmarkModel(abc.ABC):
                 (the tight box around the 68 points; face detectors return this kind).
 
         Returns:
-            :class:`Landmarks` with ``points`` ``(N, 68, 2|3)`` in the input image's pixels.
+            :class:`Landmarks` with ``points`` ``(N, 68, 2|3)`` in the input image's pixels and
+            ``pose`` ``(N, 3)`` radians from them (:func:`~mvface.geometry.head_pose.head_pose`).
         """
         canonical = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         return self.predict_crops(images, self.config.crop(canonical))
@@ -101,7 +105,10 @@ class LandmarkModel(abc.ABC):
     ) -> Landmarks:
         """Like :meth:`predict`, but with boxes already in the model's own crop convention.
 
-        For protocols that prescribe the crop (e.g. 3DDFA's AFLW2000-3D ROI boxes).
+        For protocols that prescribe the crop (e.g. 3DDFA's AFLW2000-3D ROI boxes). The head
+        pose of every model comes from its final points, one code path for all families
+        (:func:`~mvface.geometry.head_pose.head_pose`; a pose the network gave itself is
+        replaced, and kept in ``extras`` where the model puts it there).
         """
         box_arr = np.asarray(crop_boxes, dtype=np.float64).reshape(-1, 4)
         if isinstance(images, np.ndarray) and images.ndim == 3:
@@ -123,9 +130,10 @@ class LandmarkModel(abc.ABC):
             raise BadInputError(self.config.name, "face boxes contain NaN or infinite values")
         if len(box_arr) == 0:
             dims = 3 if self.config.output == "68x3" else 2
-            return Landmarks(points=np.zeros((0, 68, dims)))
+            return Landmarks(points=np.zeros((0, 68, dims)), pose=np.zeros((0, 3)))
         plain = self._predict(image_list, box_arr)
         if not self.flip_average:
+            plain.pose = head_pose(plain.points)
             return plain
         widths = np.array([img.shape[1] for img in image_list], np.float64)
         flipped: dict[int, np.ndarray] = {}  # one mirror per distinct image (many faces share one)
@@ -135,7 +143,9 @@ class LandmarkModel(abc.ABC):
         mirrored = self._predict(
             [flipped[id(img)] for img in image_list], mirror_boxes(box_arr, widths)
         )
-        return average_with_mirrored(plain, mirrored, widths)
+        averaged = average_with_mirrored(plain, mirrored, widths)
+        averaged.pose = head_pose(averaged.points)
+        return averaged
 
 
 def mirror_boxes(boxes: np.ndarray, widths: np.ndarray) -> np.ndarray:

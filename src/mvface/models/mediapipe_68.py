@@ -214,45 +214,6 @@ def load_network(path: str | Path, mesh: str | Path | None = None) -> MediaPipe6
     return net
 
 
-#: Mesh vertices of the forehead top and the chin: the face's vertical axis for the head pose.
-MESH_FOREHEAD_CHIN = (10, 152)
-
-#: The mesh vertices :func:`mesh_pose` reads: outer eye corners, forehead top, chin.
-MESH_POSE_VERTICES = (*MESH_OUTER_EYE_CORNERS, *MESH_FOREHEAD_CHIN)
-_POSE_INDEX = np.array(MESH_POSE_VERTICES)
-
-
-def mesh_pose(mesh: np.ndarray) -> np.ndarray:
-    """Head pose from the 3D face mesh, in the AFLW2000-3D ``Pose_Para`` convention.
-
-    The head's x axis is the line between the outer eye corners (subject's right → left), its y
-    axis the chin → forehead line made orthogonal to it, z their cross product; their directions
-    in the image's y-up frame are the columns of ``R`` (:mod:`mvface.geometry.rotations`).
-
-    Args:
-        mesh: ``(N, 468, 3)`` vertices in image pixels (x right, y down, z towards the camera).
-
-    Returns:
-        ``(N, 3)`` ``[pitch, yaw, roll]`` radians, as
-        :func:`mvface.geometry.rotations.rotation_to_euler` gives them for ``R`` (the same
-        formulas in NumPy: a few small arrays per face, where torch's per-op cost was 0.9 ms).
-    """
-    m = np.asarray(mesh, np.float64)[:, _POSE_INDEX]
-    m[..., 1] *= -1.0  # y up
-    ex = m[:, 1] - m[:, 0]  # right -> left eye corner
-    ex /= np.sqrt((ex * ex).sum(-1, keepdims=True))
-    ey = m[:, 2] - m[:, 3]  # chin -> forehead, made orthogonal to ex
-    ey -= (ey * ex).sum(-1, keepdims=True) * ex
-    ey /= np.sqrt((ey * ey).sum(-1, keepdims=True))
-    (x0, x1, x2), (y0, y1, y2) = ex.T, ey.T
-    ez0, ez1, ez2 = x1 * y2 - x2 * y1, x2 * y0 - x0 * y2, x0 * y1 - x1 * y0  # ex x ey
-    # R = [ex ey ez] (columns): yaw from its first row, pitch and roll from the rest
-    yaw = np.arctan2(-ez0, np.hypot(x0, y0))
-    pitch = np.arctan2(ez1, ez2)
-    roll = np.arctan2(y0, x0)
-    return np.stack([pitch, yaw, roll], axis=-1)
-
-
 def eye_angles(mesh_xy: np.ndarray) -> np.ndarray:
     """In-plane tilt of each face from the mesh's outer eye corners.
 
@@ -482,8 +443,9 @@ class MediaPipe68(TorchLandmarkModel):
                 results = [*run(shares[0]), *(r for future in others for r in future.result())]
         else:
             results = run(chunks)
-        points, meshes, face_score = (np.concatenate(r) for r in zip(*results, strict=True))
-        return Landmarks(points=points, pose=mesh_pose(meshes), extras={"face_score": face_score})
+        points, _meshes, face_score = (np.concatenate(r) for r in zip(*results, strict=True))
+        # the head pose comes from the points, as for every model (LandmarkModel.predict_crops)
+        return Landmarks(points=points, extras={"face_score": face_score})
 
 
 def _numpy(tensor: torch.Tensor) -> np.ndarray:

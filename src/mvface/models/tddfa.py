@@ -4,7 +4,8 @@ A MobileNet-V1 with widen factor 0.5 looks at a 120 x 120 crop and regresses 62 
 parameters: 12 of pose (a scaled rotation and a translation, ``P = [s R | t]``), 40 of shape and
 10 of expression of a 3D morphable model (BFM shape, FaceWarehouse expression, as 3DDFA built it).
 The 68 landmarks are the 3DMM's 68 keypoint vertices posed by ``P``, so the model gives 3D points
-and a head pose for every face.
+and its own 3DMM head pose for every face (``extras["pose_3dmm"]``; ``Landmarks.pose`` comes from
+the points, as for every model: :mod:`mvface.geometry.head_pose`).
 
 Everything here is pure PyTorch/NumPy; the original release files are only *read*, from a folder
 the user names (``weights=DIR`` or ``$MVFACE_3DDFA_V2_DIR``), never shipped with mvface:
@@ -430,7 +431,8 @@ class TDDFAV2(TorchLandmarkModel):
     Attributes:
         net: :class:`TDDFANet`.
         config: ``input_size`` 120, ``mean``/``std`` 127.5/128 (RGB in, BGR inside),
-            ``crop`` :data:`LANDMARK_ROI`, ``output`` ``"68x3"``, ``extras`` pose, params62.
+            ``crop`` :data:`LANDMARK_ROI`, ``output`` ``"68x3"``, ``extras`` pose_3dmm (the
+            3DMM's own ``[pitch, yaw, roll]`` radians), params62.
     """
 
     net: TDDFANet
@@ -479,8 +481,7 @@ class TDDFAV2(TorchLandmarkModel):
         out[..., 2] = z - z.min(axis=1, keepdims=True)
         return Landmarks(
             points=out,
-            pose=pose_from_params(params_np, scale),
-            extras={"params62": params_np},
+            extras={"pose_3dmm": pose_from_params(params_np, scale), "params62": params_np},
         )
 
 
@@ -493,7 +494,7 @@ def default_config(name: str = "3ddfa-v2") -> ModelConfig:
         std=(128.0, 128.0, 128.0),
         crop=LANDMARK_ROI,
         output="68x3",
-        extras=("pose", "params62"),
+        extras=("pose_3dmm", "params62"),
         licence=LICENCE,
     )
 
