@@ -49,7 +49,7 @@ class _BrightBox(FaceDetector):
 
 
 class _Diagonal3D(LandmarkModel):
-    """68 points on the box diagonal, z = index, and a fixed head pose (radians)."""
+    """68 points on the box diagonal with z = index, bowed so that a head pose can be fitted."""
 
     def __init__(self) -> None:
         self.config = ModelConfig(name="diagonal")
@@ -57,9 +57,9 @@ class _Diagonal3D(LandmarkModel):
     def _predict(self, images, crop_boxes):  # type: ignore[no-untyped-def]
         t = np.linspace(0, 1, 68)[None, :, None]
         xy = crop_boxes[:, None, :2] + t * (crop_boxes[:, None, 2:] - crop_boxes[:, None, :2])
+        xy[:, 1:-1, 1] += 3.0 * np.sin(np.linspace(0, 12, 68)[1:-1])  # ends stay on the box
         z = np.broadcast_to(np.arange(68.0)[None, :, None], (len(crop_boxes), 68, 1))
-        pose = np.tile([0.1, -0.2, 0.3], (len(crop_boxes), 1))
-        return Landmarks(points=np.concatenate([xy, z], axis=2), pose=pose)
+        return Landmarks(points=np.concatenate([xy, z], axis=2))
 
 
 @pytest.fixture
@@ -96,7 +96,8 @@ class TestCsvColumns:
         self, tmp_path: Path, landmarker: FaceLandmarker
     ) -> None:
         face(tmp_path / "a.png")
-        run_detect(landmarker, [tmp_path / "a.png"], DetectConfig(out=tmp_path, format="csv"))
+        cfg = DetectConfig(out=tmp_path, format="csv")
+        summary = run_detect(landmarker, [tmp_path / "a.png"], cfg)
         with (tmp_path / "detections.csv").open() as f:
             header = next(csv.reader(f))
             f.seek(0)
@@ -106,7 +107,9 @@ class TestCsvColumns:
         assert (float(row["lm0_x"]), float(row["lm0_y"]), float(row["lm0_z"])) == (10, 20, 0)
         assert float(row["lm67_z"]) == 67
         pose = [float(row[f"pose_{a}_rad"]) for a in ("pitch", "yaw", "roll")]
-        assert pose == [0.1, -0.2, 0.3]
+        expected = summary.results[0].faces.pose
+        assert expected is not None and np.isfinite(expected).all()
+        np.testing.assert_allclose(pose, expected[0], atol=1e-4)
 
 
 class TestEveryInputProcessedOrListed:
