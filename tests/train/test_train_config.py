@@ -38,7 +38,7 @@ class TestYaml:
 
 
 class TestRecipeInheritance:
-    """``base:`` recipes are merged first, relative to the file; lists replaced, mappings merged."""
+    """``base:`` recipes are merged first, relative to the file, key by key; values replaced."""
 
     def test_a_stage_holds_only_its_changes(self, tmp_path: Path) -> None:
         (tmp_path / "parent.yaml").write_text(
@@ -53,7 +53,7 @@ class TestRecipeInheritance:
             "data:\n  real_roots: [c]\ntrain:\n  out: runs/two\n"
         )
         cfg = TrainConfig.load(child)
-        assert cfg.model.options == {"passes": 1, "input_size": 64}
+        assert cfg.model.options == {"input_size": 64}  # one set of options, replaced whole
         assert cfg.data.real_roots == ["c"] and cfg.data.synthetic_extra == ["x"]
         assert (cfg.train.steps, cfg.train.out) == (400, "runs/two")
         assert TrainConfig.load_parent(child) == TrainConfig.load(tmp_path / "parent.yaml")

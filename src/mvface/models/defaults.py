@@ -5,9 +5,9 @@
   of the paper's pair.
 * ``base+``: the same network fine-tuned end to end with the multiview-consistency plug-in
   on synthetic multiview heads made from 300-W (``docs/models/base-plus.md``; recipe in
-  ``configs/default-plus*.yaml``: the files keep the model's first name, ``default+``).
+  ``configs/base-plus/``: its runs keep the model's first name, ``runs/default-plus*``).
 * ``fast``: ``base+``'s network resized to 128 px crops and trained there, one pass: about
-  40 % of ``base``'s time per face (``docs/models/fast.md``; recipe in ``configs/fast*.yaml``).
+  40 % of ``base``'s time per face (``docs/models/fast.md``; recipe in ``configs/fast/``).
   It is :data:`DEFAULT_MODEL`, what ``mvface.load()`` and ``mvface detect`` run when no
   model is named.
 

@@ -11,9 +11,11 @@ A run is described by one :class:`TrainConfig` with six sections (every field ha
 * :class:`TrainSection`: steps, seed, checkpoints, validation, early stopping, hardware.
 
 A recipe file may start from others: ``base:`` lists parent recipes (paths relative to the
-file), merged in order before the file's own keys, section by section and key by key; a list or
-a value is replaced whole, a mapping (``model.options``) merged key by key. So each training
-stage holds only what it changes from the stage it continues (``configs/fast/stage2.yaml``).
+file), merged in order before the file's own keys, section by section and key by key; a key's
+value is replaced whole, a list or a mapping too (``model.options`` is one set of a family's
+options: a stage that names a model's options names all of them, ``{}`` clears them). So each
+training stage holds only what it changes from the stage it continues
+(``configs/fast/stage2.yaml``).
 Paths *inside* a recipe (weights, data, ``train.out``) are not rebased: like command-line
 paths, they are relative to the folder the command runs in (the repository root for the shipped
 recipes).
@@ -95,7 +97,7 @@ class TeacherSection:
     The teacher sees each crop of the step as the trained model sees it, resized (bilinear) to
     the teacher's own input size, so it has no more information than the student: what it
     passes on is what a bigger network makes of the same pixels (e.g. ``base+``'s 192 px
-    network teaching a 128 px one, ``configs/fast-stage3.yaml``). Its points, mapped to the
+    network teaching a 128 px one, ``configs/fast/stage3.yaml``). Its points, mapped to the
     student's crop pixels, are targets of an L1 term on every real and synthetic crop.
 
     Attributes:
@@ -220,10 +222,10 @@ class OptimSection:
 
     ``lr`` and ``warmup_steps`` default to the mode's values (:data:`MODE_DEFAULTS`): training
     from scratch takes large steps at once; fine-tuning a trained network takes the steps of the
-    shipped fine-tuning recipes (``configs/*.yaml``: 2e-5 to 2e-4 after 20-50 warm-up steps),
-    since AdamW's first steps move every weight by about ``lr`` whatever the gradient's size
-    (measured: ``lr`` 1e-3 without warm-up takes the shipped ``fast`` from 3 % to 39 % NME on six
-    AFW faces in three steps on a tiny fixture; 1e-4 without warm-up to 7 %).
+    shipped fine-tuning recipes (``configs/<model>/stage*.yaml``: 2e-5 to 2e-4 after 20-50
+    warm-up steps), since AdamW's first steps move every weight by about ``lr`` whatever the
+    gradient's size (measured: ``lr`` 1e-3 without warm-up takes the shipped ``fast`` from 3 % to
+    39 % NME on six AFW faces in three steps on a tiny fixture; 1e-4 without warm-up to 7 %).
 
     Attributes:
         optimizer: ``"adamw"``, ``"adam"`` or ``"sgd"`` (with Nesterov momentum).
@@ -258,7 +260,7 @@ class OptimSection:
 
 
 #: ``train.mode`` -> default ``(optim.lr, optim.warmup_steps)``. ``finetune`` starts from
-#: trained weights: the first shipped recipe's values (``configs/default-plus.yaml``).
+#: trained weights: the first shipped recipe's values (``configs/base-plus/stage01.yaml``).
 MODE_DEFAULTS: dict[str, tuple[float, int]] = {"train": (1e-3, 0), "finetune": (1e-4, 50)}
 
 
@@ -587,12 +589,13 @@ def _schema(config: TrainConfig | None = None) -> DictConfig:
 
 
 def _merge(cfg: DictConfig, data: Mapping[str, Any] | None, source: str) -> DictConfig:
-    """``data`` (nested sections) merged onto ``cfg``: lists and values replaced, mappings
-    merged key by key; an empty section (``teacher:`` with nothing under it) changes nothing."""
+    """``data`` (nested sections) merged onto ``cfg`` key by key, each key's value replaced
+    whole (a list or a mapping too); an empty section (``teacher:`` alone) changes nothing."""
     data = {} if data is None else data
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: expected a mapping of sections, got {type(data).__name__}")
     sections: dict[str, Any] = {}
+    cfg = cfg.copy()
     for name, values in data.items():
         _check_known([name], SECTIONS, source, "section")
         if values is None:
@@ -600,6 +603,9 @@ def _merge(cfg: DictConfig, data: Mapping[str, Any] | None, source: str) -> Dict
         if not isinstance(values, Mapping):
             raise ConfigError(f"{source}: section {name!r} must be a mapping")
         sections[name] = values
+        for key, value in values.items():
+            if isinstance(value, Mapping) and isinstance(_select(cfg, f"{name}.{key}"), DictConfig):
+                cfg[name][key] = {}  # replaced, not merged into
     try:
         merged = OmegaConf.merge(cfg, sections)
     except OmegaConfBaseException as exc:
