@@ -39,7 +39,7 @@ import numpy as np
 
 from mvface._io import atomic_write_bytes, atomic_write_text, check_readable_file
 from mvface.api import FaceLandmarker, Faces, split_landmarks
-from mvface.data.image import IMAGE_SUFFIXES, check_image_size, load_image
+from mvface.data.image import IMAGE_SUFFIXES, check_image_size, image_size, load_image
 from mvface.data.scheme import LANDMARK_NAMES
 from mvface.errors import BadInputError
 from mvface.models.boxes import box_iou
@@ -460,24 +460,52 @@ def _decode(index: int, path: Path) -> _Decoded:
         return _Decoded(index, path, error=f"{path}: not enough memory to process it")
 
 
+#: Decoded pixels (bytes) that read-ahead, and separately a landmark batch, may hold besides the
+#: image in hand: both stop at it, so a folder of 100-megapixel photos is held one or two at a
+#: time, not ``ahead + batch`` at a time (300 MB each).
+HELD_BYTES = 256 * 2**20
+
+
+def _decoded_size(path: Path) -> int:
+    """Bytes :func:`load_image` will return for ``path``, from its header (0 if unknown)."""
+    if _media_kind(path) == "video":
+        return 0
+    try:
+        width, height = image_size(path)
+    except BadInputError:
+        return 0  # the decoding says why
+    return width * height * 3
+
+
 def decoded_inputs(files: Sequence[Path], ahead: int = 8) -> Iterator[_Decoded]:
-    """Each file decoded in a background thread, ``ahead`` files ahead of the caller, in order.
+    """Each file decoded in a background thread, up to ``ahead`` files (and at most
+    :data:`HELD_BYTES` of pixels, from the headers) ahead of the caller, in order.
 
     Videos are only recognised here (their frames are read by the caller, one at a time).
     """
     pool = ThreadPoolExecutor(1, thread_name_prefix="mvface-decode")
-    queue: deque[Future[_Decoded]] = deque()
-    remaining = iter(enumerate(files))
+    queue: deque[tuple[Future[_Decoded], int]] = deque()
+    remaining = list(enumerate(files))
+    position, held = 0, 0
+
+    def read_ahead() -> None:
+        nonlocal position, held
+        while position < len(remaining) and len(queue) < ahead:
+            index, path = remaining[position]
+            size = _decoded_size(path)
+            if queue and held + size > HELD_BYTES:
+                return
+            queue.append((pool.submit(_decode, index, path), size))
+            position += 1
+            held += size
+
     try:
-        for index, path in remaining:
-            queue.append(pool.submit(_decode, index, path))
-            if len(queue) >= ahead:
-                break
+        read_ahead()
         while queue:
-            item = queue.popleft().result()
-            for index, path in remaining:  # keep ``ahead`` files in flight
-                queue.append(pool.submit(_decode, index, path))
-                break
+            future, size = queue.popleft()
+            item = future.result()
+            held -= size
+            read_ahead()
             yield item
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
@@ -526,7 +554,7 @@ def _detect_files(
             pending.append(
                 _Found(item.index, item.path, item.image, found.boxes[keep], found.scores[keep])
             )
-            if len(pending) >= cfg.batch:
+            if len(pending) >= cfg.batch or sum(f.image.nbytes for f in pending) >= HELD_BYTES:
                 yield from _landmarks(landmarker, pending)
                 pending = []
     yield from _landmarks(landmarker, pending)

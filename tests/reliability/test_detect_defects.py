@@ -239,6 +239,51 @@ class TestBoundedMemory:
             next(iter_video_frames(path))
         assert read == []  # refused from the declared size, before any frame is decoded
 
+    def test_read_ahead_and_landmark_batches_hold_a_bounded_number_of_bytes(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, landmarker: FaceLandmarker
+    ) -> None:
+        import concurrent.futures
+
+        import mvface.detect
+
+        class Synchronous(concurrent.futures.Executor):
+            """Runs each job when submitted, so what is decoded when is deterministic."""
+
+            def __init__(self, *args: object, **kwargs: object) -> None:
+                pass
+
+            def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def, override]
+                future: concurrent.futures.Future[object] = concurrent.futures.Future()
+                future.set_result(fn(*args, **kwargs))
+                return future
+
+        decoded: list[int] = []
+        decode = mvface.detect._decode
+        monkeypatch.setattr(mvface.detect, "ThreadPoolExecutor", Synchronous)
+        monkeypatch.setattr(
+            mvface.detect, "_decode", lambda i, p: decoded.append(i) or decode(i, p)
+        )
+        held_when_detecting: list[int] = []
+        find = landmarker.detector.detect
+        monkeypatch.setattr(
+            landmarker.detector,
+            "detect",
+            lambda image: held_when_detecting.append(len(decoded)) or find(image),
+        )
+        batches: list[int] = []
+        landmark = landmarker.model.predict
+        monkeypatch.setattr(
+            landmarker.model,
+            "predict",
+            lambda images, boxes: batches.append(len(boxes)) or landmark(images, boxes),
+        )
+        files = [face(tmp_path / f"{k}.png") for k in range(5)]  # 14 400 bytes decoded each
+        monkeypatch.setattr(mvface.detect, "HELD_BYTES", 20_000)  # room for one more image
+        summary = run_detect(landmarker, files, DetectConfig(out=tmp_path / "o", batch=16))
+        assert summary.n_faces == 5 and summary.failed == []
+        assert held_when_detecting == [2, 3, 4, 5, 5]  # the image in hand and one read ahead
+        assert batches == [2, 2, 1]  # a batch stops once it holds HELD_BYTES
+
     def test_avi_header_declaring_huge_frames_is_refused_unopened(self, tmp_path: Path) -> None:
         avih = struct.pack("<14I", 40000, 0, 0, 0, 1, 0, 1, 0, 30000, 20000, 0, 0, 0, 0)
         hdrl = b"hdrl" + b"avih" + struct.pack("<I", len(avih)) + avih
