@@ -144,18 +144,18 @@ class TestHeadPose2D:
         assert robust < 0.8 * plain
 
     def test_far_jaw_silhouette_is_down_weighted(self) -> None:
-        # a face turned 50°: its far jaw contour slid 15 px outward (a 2D silhouette instead of
+        # a face turned 50°: its far jaw contour slid 10 px outward (a 2D silhouette instead of
         # the 3D jaw line) moves the pose much less than the same error on the near side
         angles = np.array([[0.0, math.radians(50), 0.0]])
         pts = _image_points(angles)[..., :2]
         # positive yaw: the subject turns to their right, which moves away (jaw points 0-7, at
         # the image's left); their left cheek (points 9-16) faces the camera
         far, near = pts.copy(), pts.copy()
-        far[0, 0:8, 0] -= 15.0
-        near[0, 9:17, 0] += 15.0
+        far[0, 0:8, 0] -= 10.0
+        near[0, 9:17, 0] += 10.0
         err_far = np.abs(_wrap_deg(head_pose_2d(far) - angles)).max()
         err_near = np.abs(_wrap_deg(head_pose_2d(near) - angles)).max()
-        assert err_far < 1.5 and err_far < 0.7 * err_near
+        assert err_far < 1.5 and err_far < 0.6 * err_near
 
     def test_jaw_visibility(self) -> None:
         R = rotation_from_euler(np.radians([[0.0, 0.0, 0.0], [0.0, 70.0, 0.0]]))
