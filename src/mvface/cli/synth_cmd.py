@@ -67,6 +67,10 @@ def synth_command(
         float,
         typer.Option(min=0, max=1, help="Move the 3D jaw back by this many eye-mouth distances."),
     ] = 0.0,
+    fill: Annotated[
+        str,
+        typer.Option(help="Unseen side of the head: mirror (the seen side) or none (blurred rim)."),
+    ] = "mirror",
     image_format: Annotated[str, typer.Option(help="jpg or png.")] = "jpg",
     quality: Annotated[int, typer.Option(min=1, max=100, help="JPEG quality.")] = 95,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
@@ -106,6 +110,7 @@ def synth_command(
             quality=quality,
             jaw_from=cast(Literal["depth", "surface"], jaw_from),  # checked by SynthConfig
             jaw_depth=jaw_depth,
+            fill=cast(Literal["mirror", "none"], fill),  # checked by SynthConfig
             limit=limit,
             seed=seed,
             workers=workers,

@@ -52,11 +52,15 @@ class RenderOutput:
             units, the distance along the optical axis, not along the ray); ``inf`` where the
             pixel shows no head (background).
         mask: ``(V, S, S)`` bool, ``True`` where the pixel shows the head (``depth`` finite).
+        filled: ``(V, S, S)`` float32 in [0, 1]: how much of the pixel's colour was filled in
+            (not observed in the source photo: the unseen side of the head); 0 off the head.
+            ``None`` when the backend does not say.
     """
 
     rgb: np.ndarray
     depth: np.ndarray
     mask: np.ndarray
+    filled: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         rgb, depth, mask = self.rgb, self.depth, self.mask
@@ -66,6 +70,9 @@ class RenderOutput:
             raise BadInputError("render", f"depth must be (V, S, S) float32, got {depth.shape}")
         if mask.shape != rgb.shape[:3] or mask.dtype != np.bool_:
             raise BadInputError("render", f"mask must be (V, S, S) bool, got {mask.shape}")
+        filled = self.filled
+        if filled is not None and (filled.shape != rgb.shape[:3] or filled.dtype != np.float32):
+            raise BadInputError("render", f"filled must be (V, S, S) float32, got {filled.shape}")
 
     def __len__(self) -> int:
         """Number of views ``V``."""
@@ -85,6 +92,11 @@ class RenderOutput:
             rgb=np.concatenate([o.rgb for o in outputs]),
             depth=np.concatenate([o.depth for o in outputs]),
             mask=np.concatenate([o.mask for o in outputs]),
+            filled=(
+                np.concatenate([o.filled for o in outputs])
+                if all(o.filled is not None for o in outputs)
+                else None
+            ),
         )
 
 

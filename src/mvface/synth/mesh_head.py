@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -57,6 +57,7 @@ from mvface.errors import BadInputError
 from mvface.geometry.cameras import EG3D_CENTER, EG3D_FOCAL
 from mvface.models.mediapipe_mesh import small_network_inference
 from mvface.synth.head import RenderOutput
+from mvface.synth.landmarks import landmark_visibility
 from mvface.synth.renderer import (
     MeshRenderer,
     PreparedScene,
@@ -76,6 +77,8 @@ __all__ = [
     "MeshHeadBackend",
     "estimate_source_camera",
     "face_frame",
+    "face_mirror_partners",
+    "fill_weights",
     "fit_head_proxy",
     "lift_face_mesh",
     "predict_face_mesh",
@@ -112,6 +115,24 @@ CANONICAL_MESH_CENTROID = PAPER_LOOKAT
 #: ``GRAZING_FULL_COSINE``.
 GRAZING_START_COSINE = 0.25
 GRAZING_FULL_COSINE = 0.0
+#: ``fill="mirror"``: a vertex's own photo texture counts as observed fully where the cosine
+#: between its normal and the direction to the source camera is at least
+#: ``OBSERVED_FULL_COSINE`` (66°: the photo stretches it at most 2.5x) and not at all below
+#: ``OBSERVED_NONE_COSINE`` (84°), smoothly in between, and only where the source view sees it
+#: (not behind the nose, the near cheek or the head in the source depth).
+OBSERVED_FULL_COSINE = 0.4
+OBSERVED_NONE_COSINE = 0.1
+#: A vertex is occluded in the source view when it lies this far (world units, about 4 mm)
+#: behind every rendered surface within a pixel of its projection.
+SOURCE_OCCLUSION_TOLERANCE = 0.01
+#: ``fill="mirror"``: where neither side was seen, the colour is the photo's head pixels (those
+#: of the source view's head mask, eroded by this fraction of the crop) spread by a push-pull
+#: fill and blurred by ``UNSEEN_BLUR`` x the crop side: the low-frequency skin/hair colour of the
+#: nearest seen texels, never the backdrop's.
+UNSEEN_ERODE = 0.02
+UNSEEN_BLUR = 0.02
+FillMode = Literal["mirror", "none"]
+FILL_MODES: tuple[str, ...] = ("mirror", "none")
 #: Below this MediaPipe face probability the crop is rejected as "no face".
 MIN_FACE_PROBABILITY = 0.5
 
@@ -603,6 +624,108 @@ def _smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
     return s * s * (3 - 2 * s)
 
 
+def face_mirror_partners(local: np.ndarray) -> np.ndarray:
+    """Left/right partner of every face mesh vertex (MediaPipe's mesh is symmetric).
+
+    The partner of vertex ``i`` is the vertex nearest to ``i`` mirrored across the face's
+    sagittal plane (``x = 0`` of the face frame, through the mesh centroid); vertices on the
+    mid-line are their own partners.
+
+    Args:
+        local: ``(N, 3)`` vertices in the face's own frame (x along the eye line, origin the
+            mesh centroid).
+
+    Returns:
+        ``(N,)`` int64 partner indices.
+    """
+    mirrored = local * np.array([-1.0, 1.0, 1.0])
+    return np.asarray(cKDTree(local).query(mirrored)[1], np.int64)
+
+
+def _grid_mirror_partners(n_lat: int, n_lon: int) -> np.ndarray:
+    """Partners of :func:`_sphere_grid`'s vertices across ``x = 0`` (longitude ``φ → 2π − φ``)."""
+    ring = np.arange((n_lat - 1) * n_lon).reshape(n_lat - 1, n_lon)
+    mirrored = ring[:, (n_lon - np.arange(n_lon)) % n_lon].reshape(-1) + 1
+    return np.concatenate([[0], mirrored, [(n_lat - 1) * n_lon + 1]]).astype(np.int64)
+
+
+def _source_unoccluded(
+    points: np.ndarray, K: np.ndarray, R: np.ndarray, t: np.ndarray, depth: np.ndarray
+) -> np.ndarray:
+    """``(N,)`` bool: the source view's depth ``(S, S)`` does not hide the world ``points``."""
+    p = _project(points, K, R, t)
+    visible = landmark_visibility(
+        p[None, :, :2] - 0.5, p[None, :, 2], depth[None], SOURCE_OCCLUSION_TOLERANCE
+    )[0]
+    # points just outside the image (clipped texture) count as unseen
+    return np.asarray(visible)
+
+
+def _face_outline_mask(landmarks: np.ndarray, size: int) -> np.ndarray:
+    """``(S, S)`` bool: the face in the photo by its 68 landmarks, shrunk by 1.5% of the side.
+
+    The polygon of the jaw line (points 0–16) closed over the brows raised by half the
+    brow-to-chin distance (the forehead); not convex, so the backdrop beside the nose and mouth
+    of a turned face stays outside; shrunk, so that the annotation's slack along the outline
+    does too. MediaPipe's mesh often reaches past a turned face's outline, where the photo
+    shows the backdrop: those vertices are not observed.
+    """
+    p = np.asarray(landmarks, np.float64) + 0.5
+    brows = p[17:27]
+    forehead = brows + 0.5 * (brows.mean(0) - p[8])
+    polygon = np.vstack([p[:17], forehead[::-1]]).astype(np.int32)
+    mask = np.zeros((size, size), np.uint8)
+    cv2.fillPoly(mask, [polygon], 1)
+    shrink = max(3, round(0.015 * size)) | 1
+    return cv2.erode(mask, np.ones((shrink, shrink), np.uint8)).astype(bool)
+
+
+def fill_weights(
+    facing: np.ndarray, unoccluded: np.ndarray, partner: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-vertex texture weights of the own photo, the mirror side's and the colour model.
+
+    ``observed = smoothstep(OBSERVED_NONE_COSINE, OBSERVED_FULL_COSINE, facing) · unoccluded``;
+    the own texture takes ``observed``, the partner's (mirror) texture ``(1 − observed) ·
+    observed[partner]`` and the colour model the rest. Weights are per vertex and interpolated
+    across triangles, so the seam between observed and filled texture is a smooth blend.
+
+    Args:
+        facing: ``(N,)`` cosine between each vertex normal and the direction to the source
+            camera.
+        unoccluded: ``(N,)`` bool, the source view sees the vertex.
+        partner: ``(N,)`` index of each vertex's mirror partner.
+
+    Returns:
+        ``(own, mirror, model)``, each ``(N,)`` float64, summing to 1.
+    """
+    observed = _smoothstep(OBSERVED_NONE_COSINE, OBSERVED_FULL_COSINE, facing)
+    observed = observed * np.asarray(unoccluded, np.float64)
+    mirror = (1.0 - observed) * observed[partner]
+    return observed, mirror, 1.0 - observed - mirror
+
+
+def _head_colour_texture(image: np.ndarray, head_mask: np.ndarray) -> np.ndarray:
+    """The photo's head pixels spread over the whole image and blurred (the colour model).
+
+    Push-pull fill (:func:`_push_pull_fill`) from the pixels inside the eroded head mask, then
+    a Gaussian blur of :data:`UNSEEN_BLUR` x the side: every texel is a low-frequency mix of
+    the nearest head colours (hair above, skin on the face, neck below), no backdrop.
+    """
+    size = image.shape[0]
+    grow = max(3, round(UNSEEN_ERODE * size)) | 1
+    known = cv2.erode(head_mask.astype(np.uint8), np.ones((grow, grow), np.uint8))
+    if not known.any():
+        known = head_mask.astype(np.uint8)
+    work = 128
+    small = cv2.resize(image, (work, work), interpolation=cv2.INTER_AREA).astype(np.float32)
+    weight = cv2.resize(known.astype(np.float32), (work, work), interpolation=cv2.INTER_AREA)
+    filled = _push_pull_fill(small, (weight > 0.99).astype(np.float32))
+    filled = cv2.GaussianBlur(filled, (0, 0), UNSEEN_BLUR * work)
+    filled = cv2.resize(filled, (size, size), interpolation=cv2.INTER_LINEAR)
+    return np.clip(filled + 0.5, 0, 255).astype(np.uint8)
+
+
 def _texture_atlas(image: np.ndarray, blur: float) -> np.ndarray:
     """``(S, 2S, 3)``: the photo, then a blurred copy (``blur`` x S sigma) for the unseen back."""
     sigma = max(blur * image.shape[0], 0.1)
@@ -791,7 +914,12 @@ class MeshHeadBackend:
         grid: ``(n_lat, n_lon)`` resolution of the head proxy.
         rim_deg, rim_min_deg: where the proxy's texture is reflected inwards
             (:func:`rim_texture_directions`), degrees from the source camera's direction.
-        rim_blur: Gaussian blur of the reflected texture, sigma in crop widths.
+        rim_blur: Gaussian blur of the reflected texture, sigma in crop widths (``fill="none"``).
+        fill: how texture the photo did not see well is made: ``"mirror"`` (default) takes the
+            face's other side where that was seen (MediaPipe's left/right vertex pairs; the
+            proxy mirrored across the head's sagittal plane), else the head's low-frequency
+            colour (:func:`fill_weights`); ``"none"``: the rim-reflected blurred photo only
+            (the backend before the fill, kept measurable).
         min_face_probability: below it the crop is rejected (``BadInputError``).
     """
 
@@ -809,7 +937,11 @@ class MeshHeadBackend:
         rim_min_deg: float = 50.0,
         rim_blur: float = 0.01,
         min_face_probability: float = MIN_FACE_PROBABILITY,
+        fill: FillMode = "mirror",
     ) -> None:
+        if fill not in FILL_MODES:
+            raise BadInputError("fill", f"unknown fill {fill!r} (mirror, none)")
+        self.fill = fill
         if isinstance(renderer, str):
             if renderer not in ("auto", "gl", "numpy"):
                 raise BadInputError("renderer", f"unknown renderer {renderer!r}")
@@ -879,7 +1011,7 @@ class MeshHeadBackend:
         centroid_depth = float((R @ np.asarray(CANONICAL_MESH_CENTROID) + t)[2])
         face_cam = lift_face_mesh(mesh_px, K, centroid_depth, self.depth_scale)
         face = (face_cam - t) @ R  # world = Rᵀ (p − t) (rows of R are the camera axes)
-        return self._assemble(image, label, K, R, t, face, probability)
+        return self._assemble(image, label, K, R, t, face, probability, points)
 
     def _assemble(
         self,
@@ -890,6 +1022,7 @@ class MeshHeadBackend:
         t: np.ndarray,
         face: np.ndarray,
         probability: float,
+        landmarks: np.ndarray | None = None,
     ) -> MeshHead:
         size = image.shape[0]
         # the face's own frame (for the proxy): local = (world − origin) @ A
@@ -900,7 +1033,20 @@ class MeshHeadBackend:
         proxy = fit_head_proxy(local)
         head_local, head_faces = _proxy_surface(proxy, local, face_faces, *self.grid)
         head = head_local @ A.T + origin
-        atlas = _texture_atlas(image, self.rim_blur)
+        vertices = np.vstack([face, head])
+        faces = np.vstack([face_faces, head_faces + len(face)])
+        # the source view's geometry: which pixels are head, what the photo sees of it
+        geometry = TexturedMesh(
+            vertices=vertices,
+            faces=faces,
+            uv=np.zeros((len(vertices), 2)),
+            texture=np.zeros((1, 1, 3), np.uint8),
+            cull_back_faces=True,
+        )
+        scene = self.renderer.prepare(geometry)
+        source = scene.render(label[None], size)
+        scene.release()
+        covered = source.mask[0]
 
         def uv_of(points: np.ndarray, half: int) -> np.ndarray:
             uv = _project(points, K, R, t)[:, :2] / size
@@ -912,33 +1058,55 @@ class MeshHeadBackend:
         towards /= np.linalg.norm(towards)
 
         def reflected_uv(points_local: np.ndarray) -> np.ndarray:
-            """UVs (blurred half) of the proxy texture reflected inwards at the rim."""
+            """UVs (second half) of the proxy texture reflected inwards at the rim."""
             q = proxy.normalize(points_local)
             q /= np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
             rim_dirs = rim_texture_directions(q, towards, self.rim_deg, self.rim_min_deg)
             return uv_of(proxy.denormalize(rim_dirs) @ A.T + origin, 1)
 
-        # face: the photo by projection, cross-fading where the surface turns away from the
-        # source camera (stretched texture) to what the proxy shows there
-        facing = _vertex_facing(face, face_faces, cam_center)
-        blend_face = _smoothstep(GRAZING_START_COSINE, GRAZING_FULL_COSINE, facing)
-        # head proxy: the same rule with its own normals (it meets the face without a seam);
-        # its unseen back faces away from the camera and shows the reflected copy only
-        blend_head = _smoothstep(
-            GRAZING_START_COSINE, GRAZING_FULL_COSINE, _vertex_facing(head, head_faces, cam_center)
+        # cosine between the surface and the direction to the source camera, per vertex: the
+        # face mesh and the proxy each with their own normals (they meet without a seam)
+        facing = np.concatenate(
+            [
+                _vertex_facing(face, face_faces, cam_center),
+                _vertex_facing(head, head_faces, cam_center),
+            ]
         )
+        uv = uv_of(vertices, 0)
+        rim_uv = np.vstack([reflected_uv(local), reflected_uv(head_local)])
+        if self.fill == "none":
+            # the photo by projection, cross-fading where the surface turns away from the
+            # source camera to the proxy's blurred, rim-reflected copy of the photo
+            atlas = _texture_atlas(image, self.rim_blur)
+            blend = _smoothstep(GRAZING_START_COSINE, GRAZING_FULL_COSINE, facing)
+            mirror_uv, mirror, filled = uv, np.zeros(len(vertices)), blend
+        else:
+            # observed texture where the photo saw the surface well; elsewhere the mirror
+            # side's where that was seen; elsewhere the head's low-frequency colour
+            atlas = np.ascontiguousarray(np.hstack([image, _head_colour_texture(image, covered)]))
+            partner = np.concatenate(
+                [face_mirror_partners(local), len(face) + _grid_mirror_partners(*self.grid)]
+            )
+            unoccluded = _source_unoccluded(vertices, K, R, t, source.depth[0])
+            if landmarks is not None:  # the face mesh beyond the face's outline shows backdrop
+                outline = _face_outline_mask(landmarks, size)
+                px = np.clip(uv[: len(face)] * [2 * size, size], 0, size - 1).astype(int)
+                unoccluded[: len(face)] &= outline[px[:, 1], px[:, 0]]
+            own, mirror, blend = fill_weights(facing, unoccluded, partner)
+            mirror_uv = uv[partner]
+            filled = 1.0 - own
         mesh = TexturedMesh(
-            vertices=np.vstack([face, head]),
-            faces=np.vstack([face_faces, head_faces + len(face)]),
-            uv=np.vstack([uv_of(face, 0), uv_of(head, 0)]),
+            vertices=vertices,
+            faces=faces,
+            uv=uv,
             texture=atlas,
-            uv2=np.vstack([reflected_uv(local), reflected_uv(head_local)]),
-            blend=np.concatenate([blend_face, blend_head]),
+            uv2=rim_uv,
+            blend=blend,
+            uv3=mirror_uv,
+            blend3=mirror,
+            filled=filled,
             cull_back_faces=True,
         )
-        scene = self.renderer.prepare(mesh)
-        covered = scene.render(label[None], size).mask[0]
-        scene.release()
         # hair standing out of the proxy would stay in the backdrop: clear a margin around the
         # head above the chin
         half_width_px = proxy.a * K[0, 0] / float((R @ origin + t)[2])

@@ -65,6 +65,10 @@ from mvface.synth.writer import (
 
 RigName = Literal["paper", "grid", "random"]
 RIGS: tuple[str, ...] = ("paper", "grid", "random")
+FILLS: tuple[str, ...] = ("mirror", "none")
+#: A view's landmark counts as observed when the rendered filled weight at its pixel is below
+#: this (its colour comes mostly from the photo there).
+OBSERVED_MAX_FILLED = 0.5
 
 #: Smallest side (in source pixels) of the aligned crop's square; smaller faces are skipped.
 MIN_FACE_SIZE = 48.0
@@ -113,6 +117,11 @@ class SynthConfig:
         jaw_depth: moves the 3D jaw points back into the head by this many eye-to-mouth
             distances (tapering to 0 at the chin; :func:`~mvface.synth.landmarks.deepen_jaw`):
             0.2 puts the face mesh's jaw where AFLW2000-3D's 3DMM convention has it.
+        fill: texture of the surface the photo saw obliquely or not at all (the mesh
+            backend's ``fill``): ``mirror`` takes the face's other side where that was seen,
+            else the head's low-frequency colour; ``none`` is the backend before the fill (a
+            blurred, rim-reflected copy of the photo), kept measurable. Sets written before the
+            option existed count as ``none``.
     """
 
     source: str | Path
@@ -136,6 +145,7 @@ class SynthConfig:
     landmark_model: str | None = "mediapipe-68"
     jaw_from: Literal["depth", "surface"] = "depth"
     jaw_depth: float = 0.0
+    fill: Literal["mirror", "none"] = "mirror"
 
     def __post_init__(self) -> None:
         self.source = Path(self.source)
@@ -167,6 +177,7 @@ class SynthConfig:
                 f"jaw_from must be depth or surface, not {self.jaw_from!r}",
             ),
             (0 <= self.jaw_depth <= 1, f"jaw_depth must be in 0..1, got {self.jaw_depth}"),
+            (self.fill in FILLS, f"fill must be mirror or none, not {self.fill!r}"),
             (
                 self.rig != "paper" or self.views >= 3,
                 f"the paper rig needs views >= 3, got {self.views}",
@@ -203,7 +214,11 @@ PRODUCT_SETTINGS: dict[str, str] = {
     "landmark_model": "--landmark-model",
     "jaw_from": "--jaw-from",
     "jaw_depth": "--jaw-depth",
+    "fill": "--fill",
 }
+#: Product settings added after sets were first written, with the value older sets were made
+#: with (instead of today's default).
+LEGACY_SETTINGS: dict[str, Any] = {"fill": "none"}
 
 
 def product_settings(job: Mapping[str, Any]) -> dict[str, Any]:
@@ -211,6 +226,7 @@ def product_settings(job: Mapping[str, Any]) -> dict[str, Any]:
     effect left out: the paper rig ignores the angles, only the random rig uses the seed, PNG
     ignores the quality. A key missing (a manifest of an older mvface) takes its default."""
     defaults = {f.name: f.default for f in fields(SynthConfig) if f.default is not MISSING}
+    defaults.update(LEGACY_SETTINGS)
     settings = {key: job.get(key, defaults.get(key)) for key in PRODUCT_SETTINGS}
     if settings["rig"] == "paper":
         del settings["max_yaw_deg"], settings["max_pitch_deg"]
@@ -227,6 +243,7 @@ def _identity_settings(meta: Mapping[str, Any]) -> dict[str, Any]:
     for key in ("views", "crop_size", "rig", "backend", "image_format", "jaw_from", "jaw_depth"):
         if key in meta:
             found[key] = meta[key]
+    found["fill"] = meta.get("fill", LEGACY_SETTINGS["fill"])
     if isinstance(meta.get("image_size"), list) and meta["image_size"]:
         found["size"] = meta["image_size"][0]
     if meta.get("rig") == "random" and "seed" in meta:
@@ -550,6 +567,41 @@ def source_landmarks3d(
     return lm3d, sorted(from_surface)
 
 
+def observed_landmarks(
+    filled: np.ndarray, mask: np.ndarray, points: np.ndarray, visible: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which landmarks show texture observed in the source photo, and how much of each view's
+    head is filled in.
+
+    Args:
+        filled: ``(V, S, S)`` float32 filled weight of each pixel (:class:`RenderOutput`).
+        mask: ``(V, S, S)`` bool head pixels.
+        points: ``(V, 68, 2)`` landmark pixels (0-based).
+        visible: ``(V, 68)`` bool depth-tested visibility.
+
+    Returns:
+        ``observed`` ``(V, 68)`` bool: visible and the filled weight at the landmark's nearest
+        pixel below :data:`OBSERVED_MAX_FILLED` (a hidden landmark shows no texture of its own:
+        False), and ``filled_fraction`` ``(V,)``: the fraction of head pixels whose filled
+        weight is at least that (0 for a view without head pixels).
+    """
+    V, S = filled.shape[0], filled.shape[1]
+    xi = np.clip(np.rint(points[..., 0]).astype(int), 0, S - 1)
+    yi = np.clip(np.rint(points[..., 1]).astype(int), 0, S - 1)
+    at_point = filled[np.arange(V)[:, None], yi, xi]
+    observed = np.asarray(visible, bool) & (at_point < OBSERVED_MAX_FILLED)
+    head = mask.reshape(V, -1).sum(1)
+    heavy = ((filled >= OBSERVED_MAX_FILLED) & mask).reshape(V, -1).sum(1)
+    return observed, heavy / np.maximum(head, 1)
+
+
+def make_backend(cfg: SynthConfig) -> HeadBackend:
+    """The job's head backend (the mesh backend gets ``cfg.fill``)."""
+    if cfg.backend == "mesh":
+        return create_backend(cfg.backend, fill=cfg.fill)
+    return create_backend(cfg.backend)
+
+
 def synthesize_identity(
     sample: FaceSample,
     cfg: SynthConfig,
@@ -595,10 +647,18 @@ def synthesize_identity(
         points = np.empty((v, 68, 2), np.float64)
         visible = np.empty((v, 68), bool)
         hidden = np.empty(v, bool)
+        observed: np.ndarray | None = np.empty((v, 68), bool)
+        filled_fraction = np.zeros(v)
         for views, out in iter_renders(head, labels, cfg.size, cfg.batch):
             marks = transfer_landmarks(lm3d, labels[views], cfg.size, out.depth)
             images[views] = out.rgb
             points[views], visible[views], hidden[views] = marks.points, marks.visible, marks.hidden
+            if out.filled is None or observed is None:
+                observed = None  # the backend does not say what it filled in
+                continue
+            observed[views], filled_fraction[views] = observed_landmarks(
+                out.filled, out.mask, marks.points, marks.visible
+            )
         landmarks3d = marks.landmarks3d
         backend_name = head.backend
     finally:
@@ -618,7 +678,10 @@ def synthesize_identity(
         "jaw_from": cfg.jaw_from,
         "jaw_depth": cfg.jaw_depth,
         "landmarks_from_surface": from_surface,
+        "fill": cfg.fill,
     }
+    if observed is not None:
+        provenance["filled_fraction"] = np.round(filled_fraction, 4).tolist()
     return IdentityRecord(
         name=identity_name(sample) if name is None else name,
         images=images,
@@ -626,6 +689,7 @@ def synthesize_identity(
         landmarks=points,
         landmarks3d=landmarks3d,
         visibility=visible,
+        observed=observed,
         source_image=crop,
         source_camera=src_cam.numpy(),
         provenance=provenance,
@@ -692,7 +756,7 @@ def _worker_init(cfg: SynthConfig, cameras: np.ndarray, parent_pid: int | None =
     _WORKER.update(
         cfg=cfg,
         cameras=cameras,
-        backend=create_backend(cfg.backend),
+        backend=make_backend(cfg),
         writer=SyntheticWriter(cfg.out, cfg.image_format, cfg.quality),
     )
 
@@ -718,7 +782,7 @@ def _events(
         )
         return
     if cfg.workers == 1 or len(pending) == 1:
-        backend = create_backend(cfg.backend)
+        backend = make_backend(cfg)
         for item in pending:
             yield _process(item, cfg, backend, cameras, writer)
         return

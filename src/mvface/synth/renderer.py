@@ -64,9 +64,12 @@ DEFAULT_FAR = 100.0
 class TexturedMesh:
     """A triangle mesh with one RGB texture.
 
-    Each vertex may carry a second texture coordinate ``uv2`` and a weight ``blend``: the colour
-    of a surface point is ``(1 − w)·tex(uv) + w·tex(uv2)`` with ``uv``, ``uv2`` and ``w``
-    interpolated across the triangle (a smooth cross-fade between two texture mappings).
+    Each vertex may carry a second and a third texture coordinate ``uv2``, ``uv3`` with weights
+    ``blend``, ``blend3``: the colour of a surface point is
+    ``(1 − w2 − w3)·tex(uv) + w2·tex(uv2) + w3·tex(uv3)`` with the coordinates and weights
+    interpolated across the triangle (smooth cross-fades between texture mappings: no seams).
+    A per-vertex ``filled`` weight (how much of the colour was *not* observed in the source
+    photo) is interpolated the same way and rendered as :attr:`RenderOutput.filled`.
 
     Attributes:
         vertices: ``(N, 3)`` float32 world coordinates.
@@ -76,6 +79,10 @@ class TexturedMesh:
         texture: ``(Ht, Wt, 3)`` uint8 RGB.
         uv2: ``(N, 2)`` float32 second texture coordinates (default: ``uv``).
         blend: ``(N,)`` float32 weight of ``uv2`` in [0, 1] (default: 0).
+        uv3: ``(N, 2)`` float32 third texture coordinates (default: ``uv``).
+        blend3: ``(N,)`` float32 weight of ``uv3`` in [0, 1 − blend] (default: 0).
+        filled: ``(N,)`` float32 in [0, 1], rendered into ``RenderOutput.filled`` (default:
+            0, all observed).
         cull_back_faces: skip triangles seen from behind. Only for meshes whose triangles
             wind counter-clockwise seen from outside (right-hand normal pointing out) and whose
             back sides are never visible (closed surfaces); about halves the work.
@@ -88,6 +95,9 @@ class TexturedMesh:
     uv2: np.ndarray | None = None
     blend: np.ndarray | None = None
     cull_back_faces: bool = False
+    uv3: np.ndarray | None = None
+    blend3: np.ndarray | None = None
+    filled: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         v = np.ascontiguousarray(self.vertices, dtype=np.float32)
@@ -116,8 +126,26 @@ class TexturedMesh:
         object.__setattr__(self, "faces", f)
         object.__setattr__(self, "uv", uv)
         object.__setattr__(self, "texture", tex)
+        uv3 = uv if self.uv3 is None else np.ascontiguousarray(self.uv3, dtype=np.float32)
+        if uv3.shape != (len(v), 2) or not np.isfinite(uv3).all():
+            raise BadInputError("mesh", f"uv3 must be finite (N, 2), got {uv3.shape}")
+        extra = {}
+        for name in ("blend3", "filled"):
+            value = getattr(self, name)
+            value = (
+                np.zeros(len(v), np.float32)
+                if value is None
+                else np.ascontiguousarray(value, dtype=np.float32)
+            )
+            if value.shape != (len(v),) or not np.isfinite(value).all():
+                raise BadInputError("mesh", f"{name} must be finite (N,), got {value.shape}")
+            extra[name] = np.clip(value, 0.0, 1.0)
+        blend = np.clip(blend, 0.0, 1.0)
         object.__setattr__(self, "uv2", uv2)
-        object.__setattr__(self, "blend", np.clip(blend, 0.0, 1.0))
+        object.__setattr__(self, "blend", blend)
+        object.__setattr__(self, "uv3", uv3)
+        object.__setattr__(self, "blend3", np.minimum(extra["blend3"], 1.0 - blend))
+        object.__setattr__(self, "filled", extra["filled"])
 
 
 def labels_to_cameras(
@@ -250,11 +278,20 @@ class _NumpyScene:
         self._vertices = mesh.vertices.astype(np.float64)
         scale = np.array([mesh.texture.shape[1], mesh.texture.shape[0]], np.float32)
         assert mesh.uv2 is not None and mesh.blend is not None
-        # per vertex: uv (pixels), uv2 (pixels), blend
+        assert mesh.uv3 is not None and mesh.blend3 is not None and mesh.filled is not None
+        # per vertex: uv (pixels), uv2 (pixels), blend, uv3 (pixels), blend3, filled
         self._attributes = np.hstack(
-            [mesh.uv * scale, mesh.uv2 * scale, mesh.blend[:, None]]
+            [
+                mesh.uv * scale,
+                mesh.uv2 * scale,
+                mesh.blend[:, None],
+                mesh.uv3 * scale,
+                mesh.blend3[:, None],
+                mesh.filled[:, None],
+            ]
         ).astype(np.float64)
         self._blended = bool((mesh.blend > 0).any())
+        self._blended3 = bool((mesh.blend3 > 0).any())
 
     def release(self) -> None:
         """Nothing to free (kept for the :class:`PreparedScene` protocol)."""
@@ -266,12 +303,15 @@ class _NumpyScene:
         rgb = np.zeros((V, size, size, 3), np.uint8)
         depth = np.full((V, size, size), np.inf, np.float32)
         mask = np.zeros((V, size, size), bool)
+        filled = np.zeros((V, size, size), np.float32)
         background = _resize_background(self.background, size)
         for view in range(V):
-            self._render_view(K[view], R[view], t[view], size, rgb[view], depth[view], mask[view])
+            self._render_view(
+                K[view], R[view], t[view], size, rgb[view], depth[view], mask[view], filled[view]
+            )
             if background is not None:
                 rgb[view][~mask[view]] = background[~mask[view]]
-        return RenderOutput(rgb=rgb, depth=depth, mask=mask)
+        return RenderOutput(rgb=rgb, depth=depth, mask=mask, filled=filled)
 
     def _render_view(
         self,
@@ -282,6 +322,7 @@ class _NumpyScene:
         rgb: np.ndarray,
         depth: np.ndarray,
         mask: np.ndarray,
+        filled: np.ndarray,
     ) -> None:
         cam = self._vertices @ R.T + t
         z = cam[:, 2]
@@ -344,12 +385,18 @@ class _NumpyScene:
         flat_mask = mask.reshape(-1)
         flat_depth[wpix] = cand_z[win]
         flat_mask[wpix] = True
+        filled.reshape(-1)[wpix] = attributes[:, 8]
         sampled = self._sample(attributes[:, 0:2], wpix, size)
-        if self._blended:
-            second = self._sample(attributes[:, 2:4], wpix, size)
-            w = np.zeros((size, size, 1), np.float32)
-            w.reshape(-1)[wpix] = attributes[:, 4]
-            sampled = (sampled * (1 - w) + second * w + 0.5).astype(np.uint8)
+        if self._blended or self._blended3:
+            mixed = np.zeros((size, size, 3), np.float32)
+            own = np.ones((size, size, 1), np.float32)
+            for uv_col, w_col in ((2, 4), (5, 7)):
+                w = np.zeros((size, size, 1), np.float32)
+                w.reshape(-1)[wpix] = attributes[:, w_col]
+                if w.any():
+                    mixed += self._sample(attributes[:, uv_col : uv_col + 2], wpix, size) * w
+                    own -= w
+            sampled = (sampled * own + mixed + 0.5).clip(0, 255).astype(np.uint8)
         rgb[mask] = sampled[mask]
 
     def _sample(self, uv: np.ndarray, wpix: np.ndarray, size: int) -> np.ndarray:
@@ -404,9 +451,15 @@ in vec3 in_position;
 in vec2 in_uv;
 in vec2 in_uv2;
 in float in_blend;
+in vec2 in_uv3;
+in float in_blend3;
+in float in_filled;
 out vec2 v_uv;
 out vec2 v_uv2;
 out float v_blend;
+out vec2 v_uv3;
+out float v_blend3;
+out float v_filled;
 out float v_z;
 void main() {
     vec4 clip = clip_from_world * vec4(in_position, 1.0);
@@ -414,6 +467,9 @@ void main() {
     v_uv = in_uv;
     v_uv2 = in_uv2;
     v_blend = in_blend;
+    v_uv3 = in_uv3;
+    v_blend3 = in_blend3;
+    v_filled = in_filled;
     v_z = clip.w;  // camera-frame z (the clip matrix's last row is [R_3 | t_3])
 }
 """
@@ -424,15 +480,19 @@ uniform sampler2D tex;
 in vec2 v_uv;
 in vec2 v_uv2;
 in float v_blend;
+in vec2 v_uv3;
+in float v_blend3;
+in float v_filled;
 in float v_z;
 layout(location = 0) out vec4 out_color;
 layout(location = 1) out vec2 out_depth;
 void main() {
     vec3 color = texture(tex, v_uv).rgb;
-    if (v_blend > 0.0) {
-        color = mix(color, texture(tex, v_uv2).rgb, v_blend);
+    if (v_blend > 0.0 || v_blend3 > 0.0) {
+        color = color * (1.0 - v_blend - v_blend3) + texture(tex, v_uv2).rgb * v_blend
+            + texture(tex, v_uv3).rgb * v_blend3;
     }
-    out_color = vec4(color, 1.0);
+    out_color = vec4(color, v_filled);  // alpha: the filled weight (background: 0)
     out_depth = vec2(v_z, 1.0);  // (z, coverage): resolves to (mean z·coverage, coverage)
 }
 """
@@ -562,13 +622,23 @@ class _GLScene:
         mesh_prog, bg_prog = self._programs
         self._objects: list[Any] = []
         assert mesh.uv2 is not None and mesh.blend is not None
-        interleaved = np.hstack([mesh.vertices, mesh.uv, mesh.uv2, mesh.blend[:, None]])
+        assert mesh.uv3 is not None and mesh.blend3 is not None and mesh.filled is not None
+        interleaved = np.hstack(
+            [
+                mesh.vertices,
+                mesh.uv,
+                mesh.uv2,
+                mesh.blend[:, None],
+                mesh.uv3,
+                mesh.blend3[:, None],
+                mesh.filled[:, None],
+            ]
+        )
         vbo = ctx.buffer(interleaved.astype(np.float32).tobytes())
         ibo = ctx.buffer(mesh.faces.astype(np.int32).tobytes())
+        names = ("in_position", "in_uv", "in_uv2", "in_blend", "in_uv3", "in_blend3", "in_filled")
         self._vao = ctx.vertex_array(
-            mesh_prog,
-            [(vbo, "3f 2f 2f 1f", "in_position", "in_uv", "in_uv2", "in_blend")],
-            index_buffer=ibo,
+            mesh_prog, [(vbo, "3f 2f 2f 1f 2f 1f 1f", *names)], index_buffer=ibo
         )
         self._texture = _upload_texture(ctx, mesh.texture, mipmaps=False)
         self._cull = mesh.cull_back_faces
@@ -651,6 +721,7 @@ class _GLScene:
         rgb = np.empty((V, size, size, 3), np.uint8)
         depth = np.empty((V, size, size), np.float32)
         mask = np.empty((V, size, size), bool)
+        filled = np.empty((V, size, size), np.float32)
         ctx = self.ctx
         per_side = max(1, self.renderer.max_framebuffer // size)
         cols = min(per_side, V)
@@ -698,7 +769,10 @@ class _GLScene:
             covered = zc[..., 1] > 0.5
             mask[batch.start : batch.stop] = covered
             depth[batch.start : batch.stop] = np.where(covered, zc[..., 0], np.inf)
-        return RenderOutput(rgb=rgb, depth=depth, mask=mask)
+            # alpha holds the filled weight of head fragments (0 for the background)
+            alpha = color[..., 3].astype(np.float32) / 255.0
+            filled[batch.start : batch.stop] = np.where(covered, alpha, 0.0)
+        return RenderOutput(rgb=rgb, depth=depth, mask=mask, filled=filled)
 
     def _resolve(self, read: Any, key: tuple[int, int]) -> None:
         """Resolve the multisampled targets into ``read`` (see the resolve shader)."""

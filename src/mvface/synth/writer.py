@@ -42,6 +42,7 @@ from mvface.data.readers.synthetic import (
     FORMAT_VERSION,
     MANIFEST_FILE,
     META_FILE,
+    OBSERVED_FILE,
     list_identities,
 )
 from mvface.errors import BadInputError, MvfaceError
@@ -75,6 +76,7 @@ class IdentityRecord:
     source_image: np.ndarray  # (h, w, 3) uint8 RGB aligned crop
     source_camera: np.ndarray  # (25,)
     provenance: dict[str, Any] = field(default_factory=dict)
+    observed: np.ndarray | None = None  # (V, 68) bool: texture observed, not filled (optional)
 
 
 def _is_plain_name(name: str) -> bool:
@@ -242,8 +244,11 @@ class SyntheticWriter:
             record.images.shape[0] == v
             and record.landmarks.shape == (v, 68, 2)
             and record.visibility.shape == (v, 68)
+            and (record.observed is None or record.observed.shape == (v, 68))
         ):
-            raise BadInputError(name, "images, cameras, landmarks and visibility disagree on V")
+            raise BadInputError(
+                name, "images, cameras, landmarks, visibility and observed disagree on V"
+            )
         tmp = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{name}-", dir=self.root))
         try:
             (tmp / PARTIAL_MARKER).touch()
@@ -255,6 +260,8 @@ class SyntheticWriter:
             np.save(tmp / "landmarks.npy", record.landmarks.astype(np.float32))
             np.save(tmp / "landmarks3d.npy", record.landmarks3d.astype(np.float32))
             np.save(tmp / "visibility.npy", record.visibility.astype(bool))
+            if record.observed is not None:
+                np.save(tmp / OBSERVED_FILE, record.observed.astype(bool))
             np.save(tmp / "source_camera.npy", record.source_camera.astype(np.float32))
             meta = {
                 "format": FORMAT_NAME,

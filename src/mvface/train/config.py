@@ -147,6 +147,10 @@ class DataSection:
             back like the jitter; 0 keeps them upright).
         synthetic_colour_jitter: synthetic crops: as ``colour_jitter`` (renders share one
             light and camera response; real photos do not).
+        synthetic_max_filled: synthetic views: draw only views whose fraction of head pixels
+            filled in rather than observed in the source photo (``meta.json``
+            ``filled_fraction``) is at most this; 1.0 (default) draws every view, as before;
+            sets without the record are drawn from in full.
         num_workers: ``DataLoader`` worker processes (0: in the training process).
     """
 
@@ -167,6 +171,7 @@ class DataSection:
     synthetic_jitter: float = 0.05
     synthetic_rotation_deg: float = 0.0
     synthetic_colour_jitter: float = 0.0
+    synthetic_max_filled: float = 1.0
     num_workers: int = 0
 
     def synthetic_roots(self) -> list[str]:
@@ -504,6 +509,10 @@ class TrainConfig:
             raise ConfigError(f"optim.lr must be positive, got {self.optim.lr}")
         if not 0.0 <= d.flip <= 1.0:
             raise ConfigError(f"data.flip is a probability, got {d.flip}")
+        if not 0.0 <= d.synthetic_max_filled <= 1.0:
+            raise ConfigError(
+                f"data.synthetic_max_filled is a fraction, got {d.synthetic_max_filled}"
+            )
         if d.scale_jitter >= 1 or d.synthetic_jitter >= 1:
             raise ConfigError("data.scale_jitter and data.synthetic_jitter must be below 1")
         for key, limit in (

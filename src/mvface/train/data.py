@@ -278,12 +278,15 @@ class SyntheticViews:
         rng: np.random.Generator,
         rotation_deg: float = 0.0,
         colour: float = 0.0,
+        max_filled: float = 1.0,
     ) -> dict[str, torch.Tensor]:
         """``identities`` random identities x ``views`` random views, cropped for the model.
 
         ``jitter`` (box scale and shift), ``rotation_deg`` (in-plane) and ``colour`` (see
         :func:`colour_jitter`) vary each crop; the cameras stay exact, since predictions are
-        mapped back to view pixels through ``syn_to_image``.
+        mapped back to view pixels through ``syn_to_image``. Views with more than
+        ``max_filled`` of the head filled in (the unseen side) are not drawn
+        (``DataSection.synthetic_max_filled``).
 
         Returns:
             ``syn_crops``, ``syn_to_image``, ``projections``, ``pseudo_gt``, ``visibility``,
@@ -295,7 +298,7 @@ class SyntheticViews:
         n = len(self.index)
         chosen = rng.choice(n, size=identities, replace=n < identities)
         picks = [self.index[int(i)] for i in chosen]
-        samples = [self.sources[s].sample(i, views, rng) for s, i in picks]
+        samples = [self.sources[s].sample(i, views, rng, max_filled) for s, i in picks]
         sizes = {s.images.shape[1:3] for s in samples}
         if len(sizes) != 1:
             roots = sorted({str(self.sources[s].root) for s, _ in picks})
@@ -374,6 +377,7 @@ class StepBatches(Dataset[dict[str, torch.Tensor]]):
                     rng,
                     rotation_deg=self.data.synthetic_rotation_deg,
                     colour=self.data.synthetic_colour_jitter,
+                    max_filled=self.data.synthetic_max_filled,
                 )
             )
         return batch

@@ -10,7 +10,14 @@ Layout of a dataset folder::
     <identity>/landmarks.npy      (V, 68, 2) float32 per-view landmarks, pixels
     <identity>/landmarks3d.npy    (68, 3) float32 world-space landmarks
     <identity>/visibility.npy     (V, 68) bool, depth-tested visibility
+    <identity>/observed.npy       optional, (V, 68) bool: the landmark is visible and its texture
+                                  was observed in the source photo (not filled in); absent in
+                                  sets written before it existed (read as ``None``)
     <identity>/source.jpg         the aligned source crop; source_camera.npy (25,) its label
+
+``meta.json`` may hold ``filled_fraction`` (V floats): the fraction of each view's head pixels
+whose texture was filled in rather than observed (the unseen side of the head). Both are
+optional additions readers of format version 1 ignore, so the version stays 1.
 
 Pixel convention: landmarks are mvface's (0-based, pixel centres at integers). EG3D intrinsics
 produce continuous coordinates (pixel ``i`` centred at ``i + 0.5``), so
@@ -46,6 +53,8 @@ IMAGE_FORMATS = ("jpg", "png")
 #: Largest ``meta.json`` read, in bytes.
 MAX_META_BYTES = 10_000_000
 ARRAY_FILES = ("cameras.npy", "landmarks.npy", "landmarks3d.npy", "visibility.npy")
+#: Optional per-view, per-landmark array (see the module docstring).
+OBSERVED_FILE = "observed.npy"
 
 
 def projection_matrices(labels: np.ndarray, size: int) -> np.ndarray:
@@ -94,11 +103,31 @@ class SyntheticIdentity:
     visibility: np.ndarray
     image_files: list[Path]
     meta: dict[str, Any]
+    observed: np.ndarray | None = None
 
     @property
     def num_views(self) -> int:
         """V, the number of rendered views."""
         return len(self.cameras)
+
+    def filled_fraction(self) -> np.ndarray | None:
+        """``(V,)`` fraction of each view's head pixels filled in (``meta.json``), or ``None``
+        for a set written before it was recorded."""
+        value = self.meta.get("filled_fraction")
+        if not isinstance(value, list) or len(value) != self.num_views:
+            return None
+        try:
+            return np.asarray(value, np.float64)
+        except (TypeError, ValueError):
+            return None
+
+    def usable_views(self, max_filled: float = 1.0) -> np.ndarray:
+        """Indices of the views whose filled fraction is at most ``max_filled`` (every view
+        when the fraction is not recorded or ``max_filled >= 1``)."""
+        fraction = self.filled_fraction()
+        if fraction is None or max_filled >= 1.0:
+            return np.arange(self.num_views)
+        return np.flatnonzero(fraction <= max_filled)
 
     def spread_views(self, count: int) -> np.ndarray:
         """``count`` distinct view indices spread evenly over the views (first and last included).
@@ -141,6 +170,13 @@ def load_identity(folder: Path) -> SyntheticIdentity:
         (bool(np.all(np.isfinite(cams))), "cameras.npy", "contains NaN or infinite values"),
         (bool(np.all(np.isfinite(lms))), "landmarks.npy", "contains NaN or infinite values"),
     ]
+    observed = None
+    if (folder / OBSERVED_FILE).is_file():
+        try:
+            observed = np.load(folder / OBSERVED_FILE, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise BadInputError(folder / OBSERVED_FILE, f"unreadable array ({exc})") from None
+        checks.append((observed.shape == (v, 68), OBSERVED_FILE, f"expected ({v}, 68)"))
     for ok, file, problem in checks:
         if not ok:
             raise BadInputError(folder / file, problem)
@@ -160,6 +196,7 @@ def load_identity(folder: Path) -> SyntheticIdentity:
         visibility=arrays["visibility.npy"].astype(bool),
         image_files=images,
         meta=meta,
+        observed=None if observed is None else observed.astype(bool),
     )
 
 
@@ -207,6 +244,7 @@ class MultiviewSample:
     landmarks: np.ndarray  # (V, 68, 2) pseudo ground truth, pixels
     visibility: np.ndarray  # (V, 68) bool
     view_indices: np.ndarray  # (V,) which of the identity's views
+    observed: np.ndarray | None = None  # (V, 68) bool, texture observed (None: not recorded)
 
 
 class SyntheticMultiviewSet:
@@ -237,12 +275,19 @@ class SyntheticMultiviewSet:
     def __len__(self) -> int:
         return len(self.identities)
 
-    def sample(self, index: int, num_views: int, rng: np.random.Generator) -> MultiviewSample:
-        """``num_views`` distinct random views of identity ``index``."""
+    def sample(
+        self, index: int, num_views: int, rng: np.random.Generator, max_filled: float = 1.0
+    ) -> MultiviewSample:
+        """``num_views`` distinct random views of identity ``index``, among those whose filled
+        fraction is at most ``max_filled`` (:meth:`SyntheticIdentity.usable_views`)."""
         ident = self.identities[index]
-        if num_views > ident.num_views:
-            raise ValueError(f"{ident.name} has {ident.num_views} views, {num_views} asked")
-        views = np.sort(rng.choice(ident.num_views, size=num_views, replace=False))
+        usable = ident.usable_views(max_filled)
+        if num_views > len(usable):
+            raise ValueError(
+                f"{ident.name} has {len(usable)} views with at most {max_filled:g} of the head "
+                f"filled in, {num_views} asked"
+            )
+        views = np.sort(rng.choice(usable, size=num_views, replace=False))
         images = np.stack([load_image(ident.image_files[i]) for i in views])
         return MultiviewSample(
             name=ident.name,
@@ -251,6 +296,7 @@ class SyntheticMultiviewSet:
             landmarks=ident.landmarks[views],
             visibility=ident.visibility[views],
             view_indices=views,
+            observed=None if ident.observed is None else ident.observed[views],
         )
 
 
