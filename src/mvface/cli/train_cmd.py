@@ -32,7 +32,12 @@ if TYPE_CHECKING:
 CONFIG_FILE = "config.yaml"
 
 ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="YAML recipe (sections model, data, ...).")
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="YAML recipe (sections model, data, ...; base: parent recipes merged first).",
+    ),
 ]
 Overrides = Annotated[
     list[str] | None,
