@@ -41,6 +41,10 @@ Two measurements, both on this machine in the same run:
    i.e. how far the view turned away from the photographed pose); with the paper rig (yaw
    within +-45 deg) only this one can reach the 60-90 bin.
 
+Both measurements run once per ``--fill`` of the mesh backend (``both``, the default: ``none``,
+the texture before the unseen side was filled, then ``mirror``), on the same faces, cameras and
+machine in one run, so old and new compare directly.
+
 Usage::
 
     python benchmarks/bench_synth.py                       # defaults below, ~5-8 min on 2 cores
@@ -86,6 +90,7 @@ def speed_child(args: argparse.Namespace) -> None:
         size=args.size,
         limit=args.speed_identities,
         workers=args.child_workers,
+        fill=args.child_fill,
     )
     start = time.perf_counter()
     summary = run_synth(cfg, lambda event: times.append(time.perf_counter() - start))
@@ -106,8 +111,8 @@ def speed_child(args: argparse.Namespace) -> None:
     )
 
 
-def run_speed(args: argparse.Namespace, workers: int) -> dict[str, Any]:
-    """Run :func:`speed_child` in a subprocess with ``workers`` workers."""
+def run_speed(args: argparse.Namespace, workers: int, fill: str) -> dict[str, Any]:
+    """Run :func:`speed_child` in a subprocess with ``workers`` workers and ``fill``."""
     with tempfile.TemporaryDirectory(prefix="bench_synth_") as tmp:
         child = [
             sys.executable,
@@ -125,11 +130,14 @@ def run_speed(args: argparse.Namespace, workers: int) -> dict[str, Any]:
             str(args.size),
             "--speed-identities",
             str(args.speed_identities),
+            "--child-fill",
+            fill,
         ]
         run = subprocess.run(child, check=True, capture_output=True, text=True)
     out = json.loads(run.stdout.strip().splitlines()[-1])
     done = max(out["done"], 1)
     out["workers"] = workers
+    out["fill"] = fill
     out["s_per_identity"] = out["seconds"] / done
     out["views_per_s"] = out["done"] * args.views / out["seconds"]
     t = out["event_times"]
@@ -190,7 +198,9 @@ def aflw_frontal_sources(args: argparse.Namespace, folder: Path) -> Path:
     return folder
 
 
-def synth_realism_set(args: argparse.Namespace, source: Path, out: Path) -> dict[str, Any]:
+def synth_realism_set(
+    args: argparse.Namespace, source: Path, out: Path, fill: str
+) -> dict[str, Any]:
     """Synthesize the realism identities (paper rig) of ``source`` into ``out``."""
     from mvface.synth.pipeline import SynthConfig, run_synth
 
@@ -204,6 +214,7 @@ def synth_realism_set(args: argparse.Namespace, source: Path, out: Path) -> dict
         rig=args.realism_rig,
         max_yaw_deg=args.realism_max_yaw,
         seed=1,
+        fill=fill,  # type: ignore[arg-type]  # one of argparse's choices
     )
     summary = run_synth(cfg)
     return {"done": summary.done, "skipped": summary.skipped, "failed": summary.failed}
@@ -323,6 +334,7 @@ def score_sources(args: argparse.Namespace, model: Any, synth_root: Path) -> dic
 
 
 SPEED_COLUMNS = [
+    "fill",
     "workers",
     "identities",
     "wall s",
@@ -334,8 +346,8 @@ SPEED_COLUMNS = [
     "peak RSS per worker (GiB; goal <= 1.5 GB)",
     "job process peak (GiB)",
 ]
-SPEED_DIGITS = {SPEED_COLUMNS[2]: 1, SPEED_COLUMNS[3]: 1, SPEED_COLUMNS[5]: 0}
-SPEED_DIGITS[SPEED_COLUMNS[7]] = 0
+SPEED_DIGITS = {SPEED_COLUMNS[3]: 1, SPEED_COLUMNS[4]: 1, SPEED_COLUMNS[6]: 0}
+SPEED_DIGITS[SPEED_COLUMNS[8]] = 0
 REALISM_COLUMNS = [
     "yaw bin",
     "synthetic views",
@@ -375,6 +387,12 @@ def main() -> None:
     )
     parser.add_argument("--real-limit", type=int, default=200)
     parser.add_argument("--control-limit", type=int, default=100)
+    parser.add_argument(
+        "--fill",
+        default="both",
+        choices=("both", "mirror", "none"),
+        help="the mesh backend's fill of the unseen side; both: none (old) then mirror",
+    )
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-realism", action="store_true")
     parser.add_argument(
@@ -383,6 +401,7 @@ def main() -> None:
     parser.add_argument("--child-speed", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child-workers", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--child-out", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--child-fill", default="mirror", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_speed:
         speed_child(args)
@@ -396,9 +415,10 @@ def main() -> None:
     print(header)
     tables: list[ResultTable] = []
     notes: list[str] = []
+    fills = ["none", "mirror"] if args.fill == "both" else [args.fill]
 
     if not args.skip_speed:
-        rows = [run_speed(args, 1), run_speed(args, 2)]
+        rows = [run_speed(args, w, fill) for fill in fills for w in (1, 2)]
         print(
             f"\nspeed: {args.views} views at {args.size} px per identity, first "
             f"{args.speed_identities} faces of {args.source}, end to end (run_synth)"
@@ -416,7 +436,8 @@ def main() -> None:
             if r["skipped"] or r["failed"]:
                 print(f"  workers={r['workers']}: skipped {r['skipped']} failed {r['failed']}")
             print(
-                f"  workers={r['workers']}: {r['done']} identities in {r['seconds']:.1f} s: "
+                f"  fill={r['fill']} workers={r['workers']}: {r['done']} identities in "
+                f"{r['seconds']:.1f} s: "
                 f"{r['s_per_identity']:.2f} s/identity (goal <= 4), {r['views_per_s']:.0f} views/s "
                 f"(goal >= 128); first identity done at {r['first_identity_s']:.1f} s, after "
                 f"start-up {fmt(r['steady_s_per_identity'], '.2f')} s/identity = "
@@ -426,6 +447,7 @@ def main() -> None:
             )
             speed.rows.append(
                 [
+                    r["fill"],
                     r["workers"],
                     r["done"],
                     r["seconds"],
@@ -438,14 +460,14 @@ def main() -> None:
                     r["self_peak_mib"] / 1024,
                 ]
             )
-        ratio = rows[1]["views_per_s"] / rows[0]["views_per_s"]
-        steady = rows[1]["steady_views_per_s"] / rows[0]["steady_views_per_s"]
+        ratio = rows[-1]["views_per_s"] / rows[-2]["views_per_s"]
+        steady = rows[-1]["steady_views_per_s"] / rows[-2]["steady_views_per_s"]
         print(
             f"  ratio views/s 2 workers / 1 worker: {ratio:.2f} end to end, "
             f"{fmt(steady, '.2f')} after start-up"
         )
         notes.append(
-            f"views/s ratio 2 workers / 1 worker: {ratio:.2f} end to end, "
+            f"views/s ratio 2 workers / 1 worker (fill {fills[-1]}): {ratio:.2f} end to end, "
             f"{fmt(steady, '.2f')} after start-up"
         )
 
@@ -453,15 +475,21 @@ def main() -> None:
         from mvface.eval.protocols import YAW_BINS
 
         model, name, weights = make_detector(args)
+        runs: dict[str, tuple[dict[str, Any], float, dict[str, Any]]] = {}
         with tempfile.TemporaryDirectory(prefix="bench_synth_real_") as tmp:
-            t0 = time.perf_counter()
             source = Path(args.source)
             if args.realism_source == "aflw":
                 source = aflw_frontal_sources(args, Path(tmp) / "aflw_frontal")
-            made = synth_realism_set(args, source, Path(tmp) / "out")
-            t_synth = time.perf_counter() - t0
-            syn = score_synthetic(model, Path(tmp) / "out", args.size)
-            control = score_sources(args, model, Path(tmp) / "out")
+            for fill in fills:
+                t0 = time.perf_counter()
+                made = synth_realism_set(args, source, Path(tmp) / f"out-{fill}", fill)
+                t_synth = time.perf_counter() - t0
+                runs[fill] = (
+                    made,
+                    t_synth,
+                    score_synthetic(model, Path(tmp) / f"out-{fill}", args.size),
+                )
+            control = score_sources(args, model, Path(tmp) / f"out-{fills[-1]}")
         real = score_real(args, model, name, weights).result
         rig_words = (
             "paper-rig"
@@ -473,54 +501,67 @@ def main() -> None:
             if args.realism_source == "aflw"
             else "AFW (300-W labels)"
         )
-        print(
-            f"\nrealism: detector {name} on {len(made['done'])} identities x "
-            f"{args.realism_views} {rig_words} views at {args.size} px (synthesized in "
-            f"{t_synth:.0f} s); {syn['scored']} of {syn['views']} views scored "
-            f"({syn['hidden']} hidden, {syn['outside']} with landmarks outside the view); "
-            f"real: first {real.n} AFLW2000-3D dev faces, gt crop"
-        )
-        realism = (
-            f"**Realism**: detector `{name}` (box = `landmark_box` of the ground truth on both "
-            f"sides), NME % (AFLW2000-3D normalizer sqrt(w*h) of the gt box). Synthetic: "
-            f"{len(made['done'])} {source_words} identities x {args.realism_views} {rig_words} "
-            "views at "
-            f"{args.size} px, {syn['scored']} of {syn['views']} views scored ({syn['hidden']} "
-            f"hidden, {syn['outside']} with landmarks outside the view skipped), against the "
-            f"transferred landmarks. Real: first {real.n} AFLW2000-3D dev faces, against their "
-            "ground truth."
-        )
-        for key, title in (
-            ("face", "|yaw| = rig camera yaw in the face's own frame (head yaw seen by the view)"),
-            ("relative", "|yaw| = view camera yaw - source photo's camera yaw"),
-        ):
-            res = syn[key]
-            print(f"  bins by {title}")
-            table = ResultTable(
-                f"{realism} Bins by {title}.",
-                REALISM_COLUMNS,
-                [],
-                REALISM_DIGITS,
-                summary=key == "face",
+        for fill, (made, t_synth, syn) in runs.items():
+            print(
+                f"\nrealism, fill {fill}: detector {name} on {len(made['done'])} identities x "
+                f"{args.realism_views} {rig_words} views at {args.size} px (synthesized in "
+                f"{t_synth:.0f} s); {syn['scored']} of {syn['views']} views scored "
+                f"({syn['hidden']} hidden, {syn['outside']} with landmarks outside the view); "
+                f"real: first {real.n} AFLW2000-3D dev faces, gt crop"
             )
-            tables.append(table)
-            for bin_name, _, _ in YAW_BINS:
-                s, r = res.nme_bins[bin_name], real.nme_bins[bin_name]
-                ratio = s / r if np.isfinite(s) and np.isfinite(r) and r > 0 else float("nan")
+            realism = (
+                f"**Realism, fill `{fill}`**: detector `{name}` (box = `landmark_box` of the "
+                "ground truth on both sides), NME % (AFLW2000-3D normalizer sqrt(w*h) of the "
+                "gt box). Synthetic: "
+                f"{len(made['done'])} {source_words} identities x {args.realism_views} {rig_words} "
+                "views at "
+                f"{args.size} px, {syn['scored']} of {syn['views']} views scored ({syn['hidden']} "
+                f"hidden, {syn['outside']} with landmarks outside the view skipped), against the "
+                f"transferred landmarks. Real: first {real.n} AFLW2000-3D dev faces, against their "
+                "ground truth."
+            )
+            for key, title in (
+                (
+                    "face",
+                    "|yaw| = rig camera yaw in the face's own frame (head yaw seen by the view)",
+                ),
+                ("relative", "|yaw| = view camera yaw - source photo's camera yaw"),
+            ):
+                res = syn[key]
+                print(f"  bins by {title}")
+                table = ResultTable(
+                    f"{realism} Bins by {title}.",
+                    REALISM_COLUMNS,
+                    [],
+                    REALISM_DIGITS,
+                    summary=key == "face" and fill == fills[-1],
+                )
+                tables.append(table)
+                for bin_name, _, _ in YAW_BINS:
+                    s, r = res.nme_bins[bin_name], real.nme_bins[bin_name]
+                    ratio = s / r if np.isfinite(s) and np.isfinite(r) and r > 0 else float("nan")
+                    print(
+                        f"    {bin_name:>6}: synthetic {fmt(s)} ({res.bin_counts[bin_name]} "
+                        f"views)  real {fmt(r)} ({real.bin_counts[bin_name]} faces)  ratio "
+                        f"{fmt(ratio, '.2f')}"
+                    )
+                    table.rows.append(
+                        [bin_name, res.bin_counts[bin_name], s, real.bin_counts[bin_name], r, ratio]
+                    )
                 print(
-                    f"    {bin_name:>6}: synthetic {fmt(s)} ({res.bin_counts[bin_name]} views)  "
-                    f"real {fmt(r)} ({real.bin_counts[bin_name]} faces)  ratio {fmt(ratio, '.2f')}"
+                    f"    all   : synthetic {fmt(res.nme_mean)}  real {fmt(real.nme_mean)}  ratio "
+                    f"{fmt(res.nme_mean / real.nme_mean, '.2f')}"
                 )
                 table.rows.append(
-                    [bin_name, res.bin_counts[bin_name], s, real.bin_counts[bin_name], r, ratio]
+                    [
+                        "all",
+                        res.n,
+                        res.nme_mean,
+                        real.n,
+                        real.nme_mean,
+                        res.nme_mean / real.nme_mean,
+                    ]
                 )
-            print(
-                f"    all   : synthetic {fmt(res.nme_mean)}  real {fmt(real.nme_mean)}  ratio "
-                f"{fmt(res.nme_mean / real.nme_mean, '.2f')}"
-            )
-            table.rows.append(
-                ["all", res.n, res.nme_mean, real.n, real.nme_mean, res.nme_mean / real.nme_mean]
-            )
         crops, photos = control["crops"], control["photos"]
         bins = ", ".join(
             f"{b} {fmt(crops.nme_bins[b])} ({crops.bin_counts[b]})" for b, _, _ in YAW_BINS
