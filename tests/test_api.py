@@ -85,3 +85,25 @@ def test_detect_batch_gives_each_image_its_faces_in_order() -> None:
         np.testing.assert_allclose(got.points, want.points, atol=1e-3)
         if want.pose is not None:
             np.testing.assert_allclose(got.pose, want.pose, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["blazeface", "blazeface-short", "blazeface-single-scale"])
+def test_the_blazeface_detectors_run_in_onnx_runtime_and_find_the_same_faces(name: str) -> None:
+    pytest.importorskip("onnxruntime")
+    from mvface.api import detector_on_engine
+    from mvface.detection import create_face_detector
+    from mvface.models.onnx_engine import OrtModule
+
+    image = data.astronaut()
+    eager = create_face_detector(name)
+    onnx = detector_on_engine(create_face_detector(name), "auto", "cpu")
+    nets = [getattr(d, "net", None) for d in (onnx, *vars(onnx).values())]
+    nets += [getattr(d, "net", None) for d in getattr(onnx, "detectors", [])]
+    assert any(isinstance(n, OrtModule) for n in nets)
+    a, b = eager.detect(image), onnx.detect(image)
+    assert len(a.boxes) == len(b.boxes) >= 1
+    np.testing.assert_allclose(a.boxes, b.boxes, atol=0.05)  # pixels
+    np.testing.assert_allclose(a.scores, b.scores, atol=1e-4)
+    # torch (and a detector without a network) stays as it is
+    same = create_face_detector(name)
+    assert detector_on_engine(same, "torch") is same

@@ -35,7 +35,7 @@ import json
 import os
 import tempfile
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -48,7 +48,7 @@ from mvface._version import __version__
 from mvface.errors import BadInputError, NotAvailableError
 from mvface.models.base import LandmarkModel
 from mvface.models.mediapipe_mesh import denormal_mode_restored
-from mvface.models.onnx_graph import export_onnx
+from mvface.models.onnx_graph import export_module, export_onnx
 from mvface.models.trainable import TorchLandmarkModel, eval_mode
 
 __all__ = [
@@ -58,8 +58,10 @@ __all__ = [
     "EXPORTED_METHODS",
     "PARITY_RTOL",
     "EngineWarning",
+    "OrtModule",
     "OrtNetwork",
     "cache_key",
+    "cached_module_onnx",
     "cached_onnx",
     "check_device",
     "default_engine",
@@ -67,10 +69,13 @@ __all__ = [
     "export_network",
     "export_spec",
     "model_engine",
+    "module_on_onnx",
     "network_parity",
     "onnx_cache_dir",
     "onnx_engine",
     "ort_session",
+    "relative_difference",
+    "resolve_engine",
     "with_engine",
 ]
 
@@ -157,6 +162,14 @@ def check_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def resolve_engine(engine: str, device: str) -> str:
+    """``"onnx"`` or ``"torch"``: what ``engine`` means on ``device`` (``auto``: ONNX Runtime
+    on the CPU, torch on CUDA)."""
+    if check_engine(engine) != "auto":
+        return engine
+    return "torch" if device.startswith("cuda") else "onnx"
+
+
 def model_engine(model: LandmarkModel) -> str:
     """``"onnx"`` or ``"torch"`` for a trainable model; ``"native"`` for other families."""
     if not isinstance(model, TorchLandmarkModel):
@@ -193,10 +206,9 @@ def with_engine(
     torch_device = check_device(device)
     if not isinstance(model, TorchLandmarkModel):
         return model
-    if engine == "auto":
-        engine = "torch" if torch_device.type == "cuda" else "onnx"
-        if not (model.trained or model.allow_untrained):
-            engine = "torch"  # it refuses to predict anyway, with the reason
+    engine = resolve_engine(engine, device)
+    if requested == "auto" and not (model.trained or model.allow_untrained):
+        engine = "torch"  # it refuses to predict anyway, with the reason
     if engine == "onnx":
         try:
             path = cached_onnx(model, cache)
@@ -252,6 +264,24 @@ def _package_version(name: str) -> str:
     return str(getattr(module, "__version__", "?"))
 
 
+def _versions() -> dict[str, str]:
+    return {
+        "mvface": __version__,
+        "torch": torch.__version__,
+        "onnx": _package_version("onnx"),
+        "onnxruntime": _package_version("onnxruntime"),
+    }
+
+
+def _graph_key(header: Mapping[str, Any], net: nn.Module) -> str:
+    """SHA-256 (hex) of ``header`` (JSON) and every tensor of ``net`` (names, shapes, values)."""
+    digest = hashlib.sha256(json.dumps(header, sort_keys=True, default=str).encode())
+    for name, value in net.state_dict().items():
+        digest.update(f"{name}:{tuple(value.shape)}:{value.dtype};".encode())
+        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
 def cache_key(model: TorchLandmarkModel, opset: int = OPSET) -> str:
     """SHA-256 (hex) of what decides the exported graph: the network's tensors (names, shapes,
     dtypes, values), the model's class and config, the export options, and the versions of
@@ -261,18 +291,9 @@ def cache_key(model: TorchLandmarkModel, opset: int = OPSET) -> str:
         "family": type(model).__name__,
         "config": model.config.to_dict(),
         "export": {"method": method, "outputs": outputs, "kept": kept, "opset": opset},
-        "versions": {
-            "mvface": __version__,
-            "torch": torch.__version__,
-            "onnx": _package_version("onnx"),
-            "onnxruntime": _package_version("onnxruntime"),
-        },
+        "versions": _versions(),
     }
-    digest = hashlib.sha256(json.dumps(header, sort_keys=True, default=str).encode())
-    for name, value in model.net.state_dict().items():
-        digest.update(f"{name}:{tuple(value.shape)}:{value.dtype};".encode())
-        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
+    return _graph_key(header, model.net)
 
 
 def cached_onnx(model: TorchLandmarkModel, cache: Path | None = None, opset: int = OPSET) -> Path:
@@ -288,8 +309,58 @@ def cached_onnx(model: TorchLandmarkModel, cache: Path | None = None, opset: int
             weights), or the parity check failed (now or before).
     """
     import_onnxruntime()
+
+    def export(path: Path) -> None:
+        export_network(model, path, opset)
+
+    def check(path: Path) -> float:
+        return network_parity(model, onnx_engine(model, path, threads=1))
+
+    return _cached(model.config.name, cache_key(model, opset), cache, export, check)
+
+
+def cached_module_onnx(
+    net: nn.Module,
+    name: str,
+    input_size: int,
+    outputs: tuple[str, ...],
+    cache: Path | None = None,
+    opset: int = OPSET,
+) -> Path:
+    """:func:`cached_onnx` for a plain network (a face detector's): ``net(images)`` with
+    images ``(batch, 3, S, S)`` → ``outputs``; checked on seeded inputs uniform in [-1, 1]."""
+    import_onnxruntime()
+    header = {
+        "module": type(net).__name__,
+        "name": name,
+        "export": {"input_size": input_size, "outputs": outputs, "opset": opset},
+        "versions": _versions(),
+    }
+
+    def export(path: Path) -> None:
+        export_module(net, path, input_size, outputs, opset)
+
+    def check(path: Path) -> float:
+        gen = torch.Generator().manual_seed(0)
+        x = torch.rand(3, 3, input_size, input_size, generator=gen) * 2 - 1
+        with eval_mode(net), torch.no_grad():
+            ref = net(x)
+        return relative_difference(ref, OrtModule(ort_session(path, 1), {})(x))
+
+    return _cached(name, _graph_key(header, net), cache, export, check)
+
+
+def _cached(
+    name: str,
+    key: str,
+    cache: Path | None,
+    export: Callable[[Path], None],
+    check: Callable[[Path], float],
+) -> Path:
+    """The cache protocol of :func:`cached_onnx` for any graph: ``export(path)`` writes it,
+    ``check(path)`` gives its difference from PyTorch (relative, :data:`PARITY_RTOL`)."""
     folder = cache if cache is not None else onnx_cache_dir()
-    stem = f"{_safe(model.config.name)}-{cache_key(model, opset)[:32]}"
+    stem = f"{_safe(name)}-{key[:32]}"
     path, failed = folder / f"{stem}.onnx", folder / f"{stem}.failed"
     if path.is_file():
         return path
@@ -298,37 +369,59 @@ def cached_onnx(model: TorchLandmarkModel, cache: Path | None = None, opset: int
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
-            _export_checked(model, tmp, opset, failed)
+            _export_checked(name, tmp, export, check, failed)
         return path
     except OSError:  # a read-only cache: an unshared temporary graph for this process
         tmp_dir = Path(tempfile.mkdtemp(prefix="mvface-onnx-"))
-        return _export_checked(model, tmp_dir / f"{stem}.onnx", opset, None)
+        return _export_checked(name, tmp_dir / f"{stem}.onnx", export, check, None)
 
 
 def _safe(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name) or "model"
 
 
-def _export_checked(model: TorchLandmarkModel, path: Path, opset: int, failed: Path | None) -> Path:
+def _export_checked(
+    name: str,
+    path: Path,
+    export: Callable[[Path], None],
+    check: Callable[[Path], float],
+    failed: Path | None,
+) -> Path:
     try:
-        export_network(model, path, opset)
+        export(path)
     except NotAvailableError:
         raise
     except Exception as exc:  # the tracer's and the exporter's own exception types
         problem = " ".join(str(exc).split())[:200] or type(exc).__name__
-        raise NotAvailableError(f"{model.config.name}: ONNX export failed ({problem})") from None
-    engine = onnx_engine(model, path, threads=1)
-    diff = network_parity(model, engine)
+        raise NotAvailableError(f"{name}: ONNX export failed ({problem})") from None
+    diff = check(path)
     if not diff <= PARITY_RTOL:
         reason = (
-            f"{model.config.name}: ONNX Runtime and PyTorch outputs differ by {diff:.2g} of "
-            f"their scale (tolerance {PARITY_RTOL:g})"
+            f"{name}: ONNX Runtime and PyTorch outputs differ by {diff:.2g} of their scale "
+            f"(tolerance {PARITY_RTOL:g})"
         )
         if failed is not None:
             with contextlib.suppress(OSError):
                 atomic_write_text(failed, reason + "\n")
         raise NotAvailableError(reason)
     return path
+
+
+def relative_difference(reference: Any, other: Any) -> float:
+    """Largest difference between two (tuples of) tensors, relative to each reference
+    output's largest magnitude (at least 1); ``inf`` for a shape mismatch or a NaN."""
+    refs = reference if isinstance(reference, tuple) else (reference,)
+    outs = other if isinstance(other, tuple) else (other,)
+    if len(refs) != len(outs):
+        return float("inf")
+    worst = 0.0
+    for a, b in zip(refs, outs, strict=True):
+        a_np, b_np = a.detach().cpu().double().numpy(), b.detach().cpu().double().numpy()
+        if a_np.shape != b_np.shape:
+            return float("inf")
+        scale = max(1.0, float(np.abs(a_np).max(initial=0.0)))
+        worst = max(worst, float(np.abs(a_np - b_np).max(initial=0.0)) / scale)
+    return worst if np.isfinite(worst) else float("inf")
 
 
 def network_parity(
@@ -346,17 +439,7 @@ def network_parity(
     x = model.normalize(crops)
     with eval_mode(model.net), torch.no_grad():
         ref = getattr(model.net, method)(x.to(model.device))
-    out = getattr(engine.net, method)(x)
-    worst = 0.0
-    refs = ref if isinstance(ref, tuple) else (ref,)
-    outs = out if isinstance(out, tuple) else (out,)
-    for a, b in zip(refs, outs, strict=True):
-        a_np, b_np = a.detach().cpu().double().numpy(), b.detach().cpu().double().numpy()
-        if a_np.shape != b_np.shape:
-            return float("inf")
-        scale = max(1.0, float(np.abs(a_np).max(initial=0.0)))
-        worst = max(worst, float(np.abs(a_np - b_np).max(initial=0.0)) / scale)
-    return worst if np.isfinite(worst) else float("inf")
+    return relative_difference(ref, getattr(engine.net, method)(x))
 
 
 # ------------------------------------------------------------------------ the runtime
@@ -407,6 +490,15 @@ def ort_session(path: str | Path, threads: int, spinning: bool = False, device: 
             raise BadInputError(path, f"not a loadable ONNX model ({type(exc).__name__})") from None
 
 
+def _run_session(session: Any, x: torch.Tensor) -> Any:
+    """Run a session on ``crops`` ``x``: its output as a tensor, or a tuple of several."""
+    crops = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
+    with denormal_mode_restored():  # flushed while the session runs on this thread only
+        torch.set_flush_denormal(True)
+        outputs = [torch.from_numpy(o) for o in session.run(None, {"crops": crops})]
+    return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+
 class OrtNetwork(nn.Module):
     """Stands in for a model's ``net``: the exported method runs in ONNX Runtime.
 
@@ -429,11 +521,7 @@ class OrtNetwork(nn.Module):
         self.eval()  # the session is an inference graph; callers need not switch modes
 
     def _run(self, x: torch.Tensor) -> Any:
-        crops = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
-        with denormal_mode_restored():  # flushed while the session runs on this thread only
-            torch.set_flush_denormal(True)
-            outputs = [torch.from_numpy(o) for o in self.session.run(None, {"crops": crops})]
-        return outputs[0] if len(outputs) == 1 else tuple(outputs)
+        return _run_session(self.session, x)
 
     def forward(self, x: torch.Tensor) -> Any:
         """The exported method when it is ``forward``."""
@@ -466,3 +554,42 @@ def onnx_engine(
     session = ort_session(onnx_path, model.network_threads or threads, spinning, device)
     engine.net = OrtNetwork(session, method, kept)
     return engine
+
+
+class OrtModule(nn.Module):
+    """Stands in for a plain network (a face detector's): ``forward`` runs in ONNX Runtime.
+
+    Args:
+        session: the ONNX Runtime session of :func:`cached_module_onnx`'s file.
+        kept: other attributes callers use (e.g. the original network's ``decode``).
+    """
+
+    def __init__(self, session: Any, kept: Mapping[str, Any]) -> None:
+        super().__init__()
+        self.session = session
+        for name, value in kept.items():
+            setattr(self, name, value)
+        self.eval()
+
+    def forward(self, x: torch.Tensor) -> Any:
+        """``(batch, 3, S, S)`` → the network's outputs (a tuple when several), CPU tensors."""
+        return _run_session(self.session, x)
+
+
+def module_on_onnx(
+    net: nn.Module,
+    name: str,
+    input_size: int,
+    outputs: tuple[str, ...],
+    kept: tuple[str, ...] = (),
+    threads: int | None = None,
+    cache: Path | None = None,
+) -> OrtModule:
+    """``net`` replaced by its cached, parity-checked ONNX graph (see :class:`OrtModule`).
+
+    Raises:
+        NotAvailableError: onnxruntime is absent, or the export or its parity check failed.
+    """
+    path = cached_module_onnx(net, name, input_size, outputs, cache)
+    session = ort_session(path, threads or torch.get_num_threads())
+    return OrtModule(session, {attr: getattr(net, attr) for attr in kept})

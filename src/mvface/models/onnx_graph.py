@@ -23,7 +23,14 @@ from mvface.errors import NotAvailableError
 from mvface.models.base import LandmarkModel
 from mvface.models.trainable import TorchLandmarkModel
 
-__all__ = ["DecomposedPReLU", "export_onnx", "fold_pads_into_convs", "onnx_ready", "trainable"]
+__all__ = [
+    "DecomposedPReLU",
+    "export_module",
+    "export_onnx",
+    "fold_pads_into_convs",
+    "onnx_ready",
+    "trainable",
+]
 
 
 class DecomposedPReLU(nn.Module):
@@ -156,6 +163,42 @@ def export_onnx(
         )
         fold_pads_into_convs(tmp)
         _add_metadata(tmp, tm)
+    return path
+
+
+def export_module(
+    net: nn.Module,
+    path: str | Path,
+    input_size: int,
+    outputs: tuple[str, ...],
+    opset: int = 17,
+    method: str = "forward",
+) -> Path:
+    """Write ``net.<method>`` (images ``(batch, 3, S, S)`` → ``outputs``) as ONNX, atomically.
+
+    The same graph as :func:`export_onnx` (dynamic batch, :func:`onnx_ready`'s rewrite, pads
+    folded) for a network that is not a landmark model's (a face detector's).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ready = onnx_ready(net).eval()
+    graph = _MethodGraph(ready, method, ready)
+    device = next(iter(net.parameters()), torch.zeros(0)).device
+    example = torch.zeros(2, 3, input_size, input_size, device=device)
+    axes = {name: {0: "batch"} for name in ("crops", *outputs)}
+    with atomic_path(path) as tmp, warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer warnings and the exporter's deprecation
+        torch.onnx.export(
+            graph,
+            (example,),
+            str(tmp),
+            input_names=["crops"],
+            output_names=list(outputs),
+            dynamic_axes=axes,
+            opset_version=opset,
+            dynamo=False,
+        )
+        fold_pads_into_convs(tmp)
     return path
 
 
