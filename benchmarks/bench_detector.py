@@ -226,7 +226,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     record = {
         "utc": stamp,
-        "command": " ".join(["python", *sys.argv]),
+        "command": " ".join(
+            ["python", "benchmarks/bench_detector.py", *(sys.argv[1:] if argv is None else argv)]
+        ),
         "machine": describe_machine(),
         "threads": args.threads,
         "limit": args.limit,
