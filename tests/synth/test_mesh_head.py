@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from _shared import SHARED
+from _shared import SHARED, requires_shared
 from mvface.data.image import load_image
 from mvface.errors import BadInputError
 from mvface.geometry import eg3d_label_to_camera, project_points, projection_matrix, rotation_angle
@@ -26,8 +26,12 @@ from mvface.synth.mesh_head import (
     HeadProxy,
     MeshHead,
     MeshHeadBackend,
+    _grid_mirror_partners,
+    _sphere_grid,
     estimate_source_camera,
     face_frame,
+    face_mirror_partners,
+    fill_weights,
     fit_head_proxy,
     predict_face_mesh,
     rim_texture_directions,
@@ -366,6 +370,74 @@ class TestPieces:
         a = estimate_source_camera(mesh_pixels, CROP_SIZE)
         b = estimate_source_camera(small_mesh, 96)
         assert np.linalg.norm((a - b)[:16].numpy()) < 0.1
+
+
+class TestFill:
+    def test_face_mirror_partners(self) -> None:
+        rng = np.random.default_rng(0)
+        half = rng.uniform([0.02, -1, -1], [1, 1, 1], (40, 3))
+        mid = np.c_[np.zeros(5), rng.uniform(-1, 1, (5, 2))]
+        points = np.vstack([half, half * [-1, 1, 1], mid])
+        partner = face_mirror_partners(points)
+        np.testing.assert_array_equal(partner[:40], np.arange(40, 80))
+        np.testing.assert_array_equal(partner[40:80], np.arange(40))
+        np.testing.assert_array_equal(partner[80:], np.arange(80, 85))
+
+    def test_grid_mirror_partners(self) -> None:
+        dirs, _ = _sphere_grid(8, 16)
+        partner = _grid_mirror_partners(8, 16)
+        np.testing.assert_allclose(dirs[partner], dirs * [-1, 1, 1], atol=1e-12)
+        np.testing.assert_array_equal(partner[partner], np.arange(len(dirs)))
+
+    def test_fill_weights(self) -> None:
+        facing = np.array([0.9, 0.9, -0.5, 0.9, -0.5, -0.5])
+        unoccluded = np.array([True, False, True, True, True, True])
+        partner = np.array([1, 0, 3, 2, 5, 4])
+        own, mirror, model = fill_weights(facing, unoccluded, partner)
+        np.testing.assert_allclose(own + mirror + model, 1.0)
+        # seen; occluded in the photo with a seen partner; facing away with a seen partner;
+        # seen; neither side seen (x2)
+        np.testing.assert_allclose(own, [1, 0, 0, 1, 0, 0])
+        np.testing.assert_allclose(mirror, [0, 1, 1, 0, 0, 0])
+        np.testing.assert_allclose(model, [0, 0, 0, 0, 1, 1])
+
+    def test_filled_where_the_photo_did_not_look(self, head: MeshHead) -> None:
+        out = head.render(rig_labels(grid_rig(np.radians([0.0, 180.0]), [0.0])), 64)
+        assert out.filled is not None
+        front, back = (out.filled[v][out.mask[v]] for v in range(2))
+        assert (front < 0.5).mean() > 0.8  # the photographed side is observed
+        assert (back > 0.99).all()  # the back of the head is filled in
+        assert (out.filled[~out.mask] == 0).all()
+
+    def test_unknown_fill(self) -> None:
+        with pytest.raises(BadInputError):
+            MeshHeadBackend(renderer="numpy", fill="smear")  # type: ignore[arg-type]
+
+
+@requires_shared("data/samples/breakingbad.jpg")
+def test_unseen_side_shows_no_backdrop() -> None:
+    """A turned photo (the backdrop is teal beside the face): views of the side it never showed
+    are textured from the seen side, not with the backdrop the photo shows past the outline."""
+    from mvface.data.readers import read_dataset
+    from mvface.synth.pipeline import align_crop
+
+    sample = next(
+        s
+        for s in read_dataset("pts", SHARED / "data" / "samples").samples
+        if s.name == "breakingbad"
+    )
+    crop, crop_lm, _ = align_crop(load_image(sample.image), sample.landmarks, 256)
+    cameras = rig_labels(grid_rig(np.radians([-90.0, -60.0, -30.0]), [0.0]))
+    teal = {}
+    for fill in ("none", "mirror"):
+        head = MeshHeadBackend(fill=fill).build(crop, crop_lm)
+        out = head.render(cameras, 128)
+        head.release()
+        rgb = out.rgb.astype(int)
+        backdrop = (rgb[..., 2] > rgb[..., 0] + 40) & (rgb[..., 1] > rgb[..., 0] + 40)
+        teal[fill] = (backdrop & out.mask).sum((1, 2)) / out.mask.sum((1, 2))
+    assert teal["none"].max() > 0.005  # the old texture shows the backdrop on the face
+    assert teal["mirror"].max() < 0.001, teal
 
 
 class TestRegistry:

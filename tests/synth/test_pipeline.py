@@ -225,6 +225,35 @@ def test_identities_are_readable_and_geometrically_exact(
 
 
 @requires_shared("data/samples/einstein.jpg")
+def test_observed_landmarks_and_filled_fraction(
+    dataset: tuple[Path, SynthConfig], tmp_path: Path
+) -> None:
+    out, cfg = dataset
+    for folder in list_identities(out):
+        ident = load_identity(folder)
+        assert ident.meta["fill"] == "mirror"
+        assert ident.observed is not None and ident.observed.shape == (8, 68)
+        assert not (ident.observed & ~ident.visibility).any()  # hidden points are not observed
+        assert ident.observed.any()
+        fraction = ident.filled_fraction()
+        assert fraction is not None and fraction.shape == (8,)
+        assert ((fraction >= 0) & (fraction <= 1)).all()
+    # a set written before the arrays existed still reads (no observed.npy, no fraction)
+    old = tmp_path / "old"
+    shutil.copytree(out / "einstein", old / "einstein")
+    (old / "einstein" / "observed.npy").unlink()
+    meta = json.loads((old / "einstein" / "meta.json").read_text())
+    del meta["filled_fraction"], meta["fill"]
+    (old / "einstein" / "meta.json").write_text(json.dumps(meta))
+    ident = load_identity(old / "einstein")
+    assert ident.observed is None and ident.filled_fraction() is None
+    assert len(ident.usable_views(0.1)) == 8
+    # ... and counts as made with --fill none: a job with the new default is refused
+    with pytest.raises(BadInputError, match="--fill none"):
+        run_synth(replace(cfg, out=old))
+
+
+@requires_shared("data/samples/einstein.jpg")
 def test_cli_jaw_depth_moves_the_surface_jaw(
     dataset: tuple[Path, SynthConfig], tmp_path: Path
 ) -> None:

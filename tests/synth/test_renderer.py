@@ -185,6 +185,32 @@ class TestConventions:
             values = out.rgb[0][out.mask[0]]
             assert np.abs(values.astype(int) - expected).max() <= 1, (weight, values.min())
 
+    def test_third_mapping_and_filled(self, make: MakeRenderer) -> None:
+        tex = np.zeros((16, 48, 3), np.uint8)
+        tex[:, 16:32] = 120
+        tex[:, 32:] = 240
+        mesh = _square()
+        assert mesh.uv is not None
+        first = mesh.uv * np.array([1 / 3, 1.0])
+        for w2, w3, expected in ((0.0, 0.0, 0), (0.0, 1.0, 240), (0.25, 0.5, 150), (0.5, 0.5, 180)):
+            blended = dataclasses.replace(
+                mesh,
+                uv=first,
+                uv2=first + np.array([1 / 3, 0.0]),
+                uv3=first + np.array([2 / 3, 0.0]),
+                texture=tex,
+                blend=np.full(4, w2),
+                blend3=np.full(4, w3),
+                filled=np.full(4, w2 + w3),
+            )
+            out = make().prepare(blended).render(FRONT, 32)
+            values = out.rgb[0][out.mask[0]]
+            assert np.abs(values.astype(int) - expected).max() <= 1, (w2, w3, values.min())
+            assert out.filled is not None
+            filled = out.filled[0]
+            assert np.abs(filled[out.mask[0]] - (w2 + w3)).max() < 0.01
+            assert (filled[~out.mask[0]] == 0).all()
+
     def test_back_face_culling(self, make: MakeRenderer) -> None:
         mesh = _sphere()
         cameras = rig_labels(grid_rig(np.radians([0.0, 70.0, 180.0]), np.radians([-20.0, 40.0])))

@@ -159,6 +159,24 @@ class TestSynthetic:
         values = crops[np.arange(4)[:, None], v.clip(0, 95), u.clip(0, 95)]
         assert values.mean() > 110  # background is below 64
 
+    def test_max_filled_drops_views_of_the_unseen_side(self, tmp_path: Path) -> None:
+        ident = make_identity("turned", 6, seed=4)
+        filled = [0.1, 0.9, 0.2, 0.8, 0.3, 0.95]
+        writer = SyntheticWriter(tmp_path / "set", image_format="png")
+        writer.write(replace(ident, provenance={"filled_fraction": filled}))
+        writer.write_manifest()
+        views = SyntheticViews(tmp_path / "set")
+        expected = ident.landmarks[[0, 2, 4]]
+        for seed in range(5):
+            rng = np.random.default_rng(seed)
+            gt = views.draw(1, 3, SPEC, 0.0, rng, max_filled=0.5)["pseudo_gt"][0].numpy()
+            np.testing.assert_allclose(gt, expected, atol=1e-4)
+        with pytest.raises(ValueError, match=r"at most 0\.5"):
+            views.draw(1, 4, SPEC, 0.0, np.random.default_rng(0), max_filled=0.5)
+        # the default draws every view, as before the record existed
+        default = views.draw(1, 6, SPEC, 0.0, np.random.default_rng(0))["pseudo_gt"][0]
+        np.testing.assert_allclose(default.numpy(), ident.landmarks, atol=1e-4)
+
     def test_colour_jitter_leaves_the_geometry(self, synthetic_root: Path) -> None:
         views = SyntheticViews(synthetic_root)
         plain = views.draw(2, 4, SPEC, 0.1, np.random.default_rng(5))
