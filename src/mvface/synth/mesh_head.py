@@ -24,14 +24,19 @@ From one square face crop and its 68 landmarks (:meth:`MeshHeadBackend.build`):
    proportions) and pulled in the face region onto the face surface (slightly behind it), so
    that the face mesh sits on it without a step. Hair, ears and neck of the photo are painted
    on it. See ``docs/synth.md`` for why and a picture.
-6. **Texture** is the photo, by projection from the source camera. Where the surface turns away
-   from the source camera (the photo sees it at a grazing angle or not at all: the far cheek of
-   a turned face, the sides and back of the head) the texture cross-fades to a blurred copy of
-   the photo mapped by reflecting the surface direction inwards at the proxy's outline
-   (:func:`rim_texture_directions`): the unseen back of the head takes the colours of the ring
-   just inside the head's outline in the photo (hair above, hair or ears at the sides, neck
-   below). The cross-fade is per pixel (:class:`~mvface.synth.renderer.TexturedMesh` ``uv2`` /
-   ``blend``), so there are no seams.
+6. **Texture** is the photo, by projection from the source camera, where the photo saw the
+   surface well: the cosine between the normal and the direction to the source camera at
+   least :data:`OBSERVED_FULL_COSINE` (fading out to :data:`OBSERVED_NONE_COSINE`), not hidden
+   in the source view's depth, and (face mesh) inside the face's annotated outline. Elsewhere
+   (``fill="mirror"``, the default; :func:`fill_weights`) it is the face's mirror side where
+   that was seen — MediaPipe's vertices in left/right pairs (:func:`face_mirror_partners`),
+   the proxy's grid mirrored across the head's sagittal plane — and where neither side was
+   seen, the head's low-frequency colour (the photo's head pixels spread and blurred, never the
+   backdrop). Weights are per vertex and interpolated
+   (:class:`~mvface.synth.renderer.TexturedMesh` ``uv2``/``uv3``), so the seam is a blend; each view's ``filled`` map says how
+   much of every pixel was filled in. ``fill="none"`` is the texture before: a cross-fade to a
+   blurred copy of the photo mapped by reflecting the surface direction inwards at the proxy's
+   outline (:func:`rim_texture_directions`).
 7. **Backdrop**: the photo with the region the head covers (grown by half a head-width above the
    chin, for hair standing out of the proxy) filled smoothly from its surroundings, drawn
    behind every view and fixed (the head turns in front of it, as in a photo of a person
