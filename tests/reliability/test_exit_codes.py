@@ -53,7 +53,6 @@ def test_help_of_every_command(words: list[str]) -> None:
 _OUT = "{tmp}/out"
 _IN = "{tmp}/missing"
 _EVAL = ["eval", "--dataset", "300w", "--root", _IN, "--model", "base", "--out", _OUT]
-_NOT_YET = pytest.mark.xfail(reason="fixed by the synth/eval/train change", strict=False)
 
 #: (command words + valid required options, bad option, bad value)
 BAD_VALUES: list[Any] = [
@@ -94,12 +93,10 @@ BAD_VALUES: list[Any] = [
     (["eval-synthetic", "--root", _IN, "--out", _OUT], "--model", "nope"),
     (["eval-synthetic", "--root", _IN, "--model", "base", "--out", _OUT], "--views", "1"),
     (["export", "onnx", "--out", "m.onnx"], "--model", "nope"),
-    pytest.param(["train", "--data", _IN, "--out", _OUT], "--data-format", "nope", marks=_NOT_YET),
-    pytest.param(["train", "--data", _IN, "--out", _OUT], "--model", "nope", marks=_NOT_YET),
+    (["train", "--data", _IN, "--out", _OUT], "--data-format", "nope"),
+    (["train", "--data", _IN, "--out", _OUT], "--model", "nope"),
     (["train", "--data", _IN, "--out", _OUT], "--steps", "0"),
-    pytest.param(
-        ["finetune", "--synthetic", _IN, "--out", _OUT], "--model", "nope", marks=_NOT_YET
-    ),
+    (["finetune", "--synthetic", _IN, "--out", _OUT], "--model", "nope"),
     (["synth", "--source", _IN, "--out", _OUT], "--rig", "nope"),
     (["synth", "--source", _IN, "--out", _OUT], "--format", "nope"),
     (["synth", "--source", _IN, "--out", _OUT], "--backend", "nope"),
@@ -219,8 +216,8 @@ def test_eval_summary_on_stdout_and_skipped_items_on_stderr(tmp_path: Path) -> N
         ["export", "onnx"],
         ["demo"],
         ["compare"],
-        pytest.param(["train"], marks=_NOT_YET),
-        pytest.param(["finetune"], marks=_NOT_YET),
+        ["train"],
+        ["finetune"],
     ],
     ids=" ".join,
 )

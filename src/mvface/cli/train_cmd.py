@@ -21,7 +21,10 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from mvface.cli._common import EXIT_USAGE, fail, handle_errors, say, shown
+from mvface.cli._common import EXIT_USAGE, check_choice, fail, handle_errors, say, shown
+from mvface.data.readers import list_readers
+from mvface.models import list_models
+from mvface.models._registry import RENAMED_MODELS
 from mvface.train.config import ConfigError, TrainConfig
 
 if TYPE_CHECKING:
@@ -47,9 +50,20 @@ DataOpt = Annotated[
     list[str] | None, typer.Option("--data", help="Real training data folder (repeatable).")
 ]
 DataFormatOpt = Annotated[
-    str | None, typer.Option(help="Reader of --data (data.real_format), e.g. pts.")
+    str | None,
+    typer.Option(
+        help="Reader of --data (data.real_format), e.g. pts.",
+        callback=check_choice("dataset format", lambda: list_readers()),
+    ),
 ]
-ModelOpt = Annotated[str | None, typer.Option(help="Registered trainable model (model.name).")]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        help=f"Registered model (model.name): {', '.join(list_models())}; it must be "
+        "trainable (a model that is not, e.g. dlib, is a usage error).",
+        callback=check_choice("model", lambda: [*list_models(), *RENAMED_MODELS]),
+    ),
+]
 WeightsOpt = Annotated[str | None, typer.Option(help="Weights to start from (model.weights).")]
 OutOpt = Annotated[str | None, typer.Option(help="Run folder (train.out).")]
 StepsOpt = Annotated[int | None, typer.Option(min=1, help="Optimizer steps (train.steps).")]
