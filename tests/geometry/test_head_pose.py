@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from _shared import SHARED, requires_shared
 from mvface.data.scheme import FLIP_PERMUTATION
 from mvface.errors import BadInputError
 from mvface.geometry.head_pose import (
@@ -208,6 +209,22 @@ class TestSyntheticViews:
             assert rises == (pitch > 0)
         if check.startswith("roll"):  # roll ≈ the eye line's image angle, clockwise positive
             assert roll == pytest.approx(math.degrees(math.atan2(eye_line[1], eye_line[0])), abs=1)
+
+
+@requires_shared("data/aflw2000_3d_dev")
+def test_agrees_with_aflw2000_pose_para() -> None:
+    """The annotated 68 points of real faces give their 3DMM fit's pose (same convention)."""
+    from mvface.data.readers import read_dataset
+
+    samples = read_dataset("aflw2000-3d", SHARED / "data" / "aflw2000_3d_dev", limit=60).samples
+    points = np.stack([s.landmarks for s in samples if s.landmarks is not None])
+    pose_para = np.stack([s.pose for s in samples if s.pose is not None])
+    truth = rotation_to_euler_np(rotation_from_euler(pose_para))  # canonical: |yaw| <= 90°
+    for pose in (head_pose(points), head_pose_3d(points)):
+        err = np.abs(_wrap_deg(pose - truth))
+        assert (np.median(err, axis=0) < 2.0).all() and err[:, 1].mean() < 2.0
+        turned = np.abs(truth[:, 1]) > np.radians(20)
+        assert (np.sign(pose[turned, 1]) == np.sign(truth[turned, 1])).all()
 
 
 class TestInputs:
