@@ -110,7 +110,7 @@ def image_folder(root: Path, limit: int | None, work: Path) -> tuple[Path, int]:
     if limit is None or limit >= len(images):
         return root, len(images)
     folder = work / "images"
-    folder.mkdir()
+    folder.mkdir(parents=True)
     for path in images[:limit]:
         (folder / path.name).symlink_to(path.resolve())
     return folder, limit
