@@ -22,16 +22,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from conversion_files import find_packaged_file, save_reproducible_safetensors, sha256_file
 from mvface.detection.blazeface_decode import blazeface_config
 from mvface.detection.blazeface_net import DEFAULT_WEIGHTS_PATHS, LICENSE, BlazeFaceNet
 from mvface.errors import BadInputError
-from mvface.models._tflite import (
-    find_packaged_file,
-    read_tflite,
-    save_reproducible_safetensors,
-    sha256_file,
-    tflite_kernel_to_torch,
-)
+from tflite_reader import read_tflite, tflite_kernel_to_torch
 
 
 def _convs_in_call_order(net: BlazeFaceNet) -> list[tuple[str, nn.Conv2d]]:

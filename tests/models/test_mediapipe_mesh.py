@@ -9,6 +9,9 @@ Parity is checked against outputs of the TFLite interpreter (``ai-edge-litert``)
   protobuf never enters the main one), and ``face_landmark.tflite`` found
   (``MVFACE_FACEMESH_TFLITE`` or an installed mediapipe wheel).
 
+The conversion itself (``tools/convert_facemesh.py``) is tested in
+``tests/tools/test_convert_facemesh.py``.
+
 Regenerate the fixture (numpy + ai-edge-litert in the interpreter's Python)::
 
     MVFACE_LITERT_PYTHON=/work/mpref-venv/bin/python \\
@@ -30,23 +33,20 @@ import torch
 
 from _litert import LITERT_PYTHON_ENV, litert_python, run_litert_script
 from _shared import SHARED
-from mvface.errors import BadInputError
+from _tools import load_tool
 from mvface.models.mediapipe_mesh import (
     DEFAULT_WEIGHTS_PATH,
     FACEMESH_CONFIG,
-    TFLITE_ENV_VAR,
     FaceMeshNet,
     build_facemesh,
-    convert_tflite,
-    convert_to_safetensors,
-    find_mediapipe_tflite,
     head_kernel,
     interpolation_matrix,
     load_facemesh,
-    load_facemesh_tflite,
     resize_facemesh,
-    tf_same_padding,
 )
+
+#: Finds MediaPipe's ``face_landmark.tflite`` for the live parity test (the converter's search).
+find_mediapipe_tflite = load_tool("convert_facemesh").find_mediapipe_tflite
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "facemesh_parity.npz"
 SAMPLES = SHARED / "data" / "samples"
@@ -217,14 +217,6 @@ def tflite_path() -> Path:
 # --------------------------------------------------------------------------------------------
 
 
-class TestTfSamePadding:
-    def test_matches_tensorflow(self) -> None:
-        assert tf_same_padding(192, 3, 2) == (0, 1)  # odd pixel after, as TF does
-        assert tf_same_padding(96, 3, 1) == (1, 1)
-        assert tf_same_padding(7, 3, 2) == (1, 1)
-        assert tf_same_padding(6, 1, 1) == (0, 0)
-
-
 class TestFaceMeshNet:
     def test_smoke_random_init(self) -> None:
         net = FaceMeshNet().eval()
@@ -379,52 +371,6 @@ class TestResizeFacemesh:
         again = resize_facemesh(net, 192)
         for key, value in net.state_dict().items():
             torch.testing.assert_close(again.state_dict()[key], value, atol=0, rtol=0)
-
-
-class TestConvertTflite:
-    def test_matches_shipped_weights(self, facemesh: FaceMeshNet, tflite_path: Path) -> None:
-        pytest.importorskip("tflite")
-        net = load_facemesh_tflite(tflite_path)
-        for key, value in net.state_dict().items():
-            # MediaPipe's weights are fp16, so fp16 storage is lossless.
-            torch.testing.assert_close(value, facemesh.state_dict()[key], atol=0, rtol=0)
-
-    def test_safetensors_round_trip(self, tflite_path: Path, tmp_path: Path) -> None:
-        pytest.importorskip("tflite")
-        out = tmp_path / "facemesh.safetensors"
-        meta = convert_to_safetensors(tflite_path, out, dtype=torch.float32, source="test")
-        assert meta["source"] == "test"
-        net = load_facemesh(out)
-        ref = load_facemesh_tflite(tflite_path)
-        for key, value in net.state_dict().items():
-            torch.testing.assert_close(value, ref.state_dict()[key], atol=0, rtol=0)
-
-    def test_output_is_byte_reproducible(self, tflite_path: Path, tmp_path: Path) -> None:
-        pytest.importorskip("tflite")
-        first, second = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
-        convert_to_safetensors(tflite_path, first, source="x")
-        convert_to_safetensors(tflite_path, second, source="x")
-        assert first.read_bytes() == second.read_bytes()
-
-    def test_rejects_non_tflite(self, tmp_path: Path) -> None:
-        pytest.importorskip("tflite")
-        bad = tmp_path / "bad.tflite"
-        bad.write_bytes(b"not a flatbuffer at all")
-        with pytest.raises(BadInputError, match=r"bad\.tflite"):
-            convert_tflite(bad)
-
-
-class TestFindMediapipeTflite:
-    def test_env_var(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        model = tmp_path / "face_landmark.tflite"
-        model.write_bytes(b"")
-        monkeypatch.setenv(TFLITE_ENV_VAR, str(model))
-        assert find_mediapipe_tflite() == model
-
-    def test_env_var_missing_file(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.setenv(TFLITE_ENV_VAR, str(tmp_path / "absent.tflite"))
-        with pytest.raises(BadInputError, match=TFLITE_ENV_VAR):
-            find_mediapipe_tflite()
 
 
 # --------------------------------------------------------------------------------------------

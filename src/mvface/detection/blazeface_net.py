@@ -41,7 +41,7 @@ from mvface.detection.blazeface_decode import (
     scores_from_logits,
 )
 from mvface.errors import BadInputError, NotAvailableError
-from mvface.models._tflite import TFSameConv2d
+from mvface.models._tf_same import TFSameConv2d
 
 __all__ = [
     "DEFAULT_WEIGHTS_PATHS",

@@ -1,8 +1,10 @@
-"""Reading TensorFlow Lite models, to port their weights to PyTorch (private helpers).
+"""Read a TensorFlow Lite model, to port its weights to PyTorch (conversion tooling).
 
 MediaPipe ships its networks as ``.tflite`` flatbuffers. mvface re-implements each architecture
-in PyTorch and uses this module only to *read* the file: the operator list (to check the
-architecture) and the constant tensors (the weights). Nothing here runs a TFLite model.
+in PyTorch (:mod:`mvface.models.mediapipe_mesh`, :mod:`mvface.detection.blazeface_net`) and the
+converters of this folder (``convert_facemesh.py``, ``convert_blazeface.py``) use this module
+only to *read* the file: the operator list (to check the architecture) and the constant tensors
+(the weights). Nothing here runs a TFLite model, and nothing in the installed package imports it.
 
 What is handled:
 
@@ -10,28 +12,20 @@ What is handled:
   ``DEQUANTIZE`` are dequantized exactly (every fp16 value is an fp32 value);
 * sparse constants (``SparsityParameters``, the TFLite ``DENSIFY`` op used by MediaPipe's
   pruned models) are densified on reading, block-sparse layouts included;
-* builtin operator options (strides, padding, fused activation, ...) as a plain dict.
+* builtin operator options (strides, padding, fused activation, ...) as a plain dict;
+* conv kernels re-laid from TFLite's OHWI / 1HWC to PyTorch's OIHW
+  (:func:`tflite_kernel_to_torch`).
 
 Integer-quantized weights (int8 with scales) are not supported: no MediaPipe model used by
 mvface has them.
 
 The flatbuffer schema comes from the ``tflite`` package (``pip install mvface[convert]``),
-imported lazily so that loading converted ``.safetensors`` never needs it.
-
-Also here, because every converter shares them: TensorFlow's 'SAME' padding
-(:func:`tf_same_padding`, :class:`TFSameConv2d`), locating a file inside an installed MediaPipe
-wheel (:func:`find_packaged_file`) and writing byte-reproducible safetensors
-(:func:`save_reproducible_safetensors`).
+imported lazily so that ``--help`` works without it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import re
-import site
-import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import cache
@@ -39,8 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
 
 from mvface.errors import BadInputError, NotAvailableError
 
@@ -49,15 +41,9 @@ __all__ = [
     "TFLiteGraph",
     "TFLiteOperator",
     "TFLiteTensor",
-    "TFSameConv2d",
     "densify",
-    "find_packaged_file",
     "read_tflite",
     "read_tflite_constants",
-    "save_reproducible_safetensors",
-    "sha256_file",
-    "sorted_safetensors_header",
-    "tf_same_padding",
     "tflite_kernel_to_torch",
 ]
 
@@ -473,66 +459,6 @@ def read_tflite_constants(path: str | Path) -> dict[str, np.ndarray]:
     }
 
 
-# --------------------------------------------------------------------------------------------
-# TensorFlow 'SAME' padding in PyTorch
-# --------------------------------------------------------------------------------------------
-
-
-def tf_same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
-    """TensorFlow 'SAME' padding of one spatial axis.
-
-    Args:
-        size: input length along the axis, pixels.
-        kernel: kernel length.
-        stride: stride.
-
-    Returns:
-        (before, after) padding in pixels; TF puts the odd pixel *after*.
-
-    Example:
-        >>> tf_same_padding(192, 3, 2), tf_same_padding(96, 3, 1)
-        ((0, 1), (1, 1))
-    """
-    out = -(-size // stride)
-    total = max((out - 1) * stride + kernel - size, 0)
-    return total // 2, total - total // 2
-
-
-class TFSameConv2d(nn.Conv2d):
-    """``nn.Conv2d`` with TensorFlow 'SAME' padding (asymmetric for even inputs and stride 2).
-
-    Stride 1 uses the built-in symmetric padding (identical to SAME for odd kernels); other
-    strides pad explicitly in ``forward`` from the actual input size (an ONNX export fixes the
-    spatial size it was traced with).
-    """
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int,
-        stride: int = 1,
-        groups: int = 1,
-    ) -> None:
-        self._same_stride = stride
-        self._same_kernel = kernel_size
-        padding = kernel_size // 2 if stride == 1 else 0
-        super().__init__(
-            in_channels, out_channels, kernel_size, stride=stride, padding=padding, groups=groups
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Convolve ``x`` (N, C_in, H, W) -> (N, C_out, ceil(H / s), ceil(W / s))."""
-        if self._same_stride != 1:
-            # Python ints: an ONNX export records constant pads, not a shape computation.
-            height, width = int(x.shape[-2]), int(x.shape[-1])
-            top, bottom = tf_same_padding(height, self._same_kernel, self._same_stride)
-            left, right = tf_same_padding(width, self._same_kernel, self._same_stride)
-            if top or bottom or left or right:
-                x = nn.functional.pad(x, (left, right, top, bottom))
-        return super().forward(x)
-
-
 def tflite_kernel_to_torch(kernel: np.ndarray, depthwise: bool) -> np.ndarray:
     """Re-lay a TFLite conv kernel for PyTorch.
 
@@ -546,78 +472,3 @@ def tflite_kernel_to_torch(kernel: np.ndarray, depthwise: bool) -> np.ndarray:
     """
     order = (3, 0, 1, 2) if depthwise else (0, 3, 1, 2)
     return np.ascontiguousarray(kernel.transpose(order))
-
-
-# --------------------------------------------------------------------------------------------
-# Files
-# --------------------------------------------------------------------------------------------
-
-
-def find_packaged_file(relative_path: str | Path, env_var: str | None = None) -> Path | None:
-    """Locate a file of an installed wheel (e.g. MediaPipe's models) without importing it.
-
-    Args:
-        relative_path: path below site-packages, e.g.
-            ``mediapipe/modules/face_detection/face_detection_short_range.tflite``.
-        env_var: an environment variable that, when set, names the file directly.
-
-    Returns:
-        The file, or ``None`` when none is found.
-
-    Raises:
-        BadInputError: ``env_var`` is set but does not name a file.
-    """
-    if env_var:
-        env = os.environ.get(env_var)
-        if env:
-            if not Path(env).is_file():
-                raise BadInputError(env, f"{env_var} does not name a file")
-            return Path(env)
-    roots = [*sys.path, *site.getsitepackages(), site.getusersitepackages()]
-    for root in roots:
-        candidate = Path(root or ".") / relative_path
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def sorted_safetensors_header(data: bytes) -> bytes:
-    """Rewrite a safetensors file with its JSON header keys sorted (byte-reproducible output).
-
-    ``safetensors`` writes the metadata map in hash order, so two conversions differ; the tensor
-    data and offsets are untouched.
-    """
-    length = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8 : 8 + length])
-    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)  # keep the data 8-byte aligned, as safetensors does
-    return len(text).to_bytes(8, "little") + text + data[8 + length :]
-
-
-def save_reproducible_safetensors(
-    path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]
-) -> Path:
-    """Write ``tensors`` and string ``metadata`` as safetensors, same input -> same bytes.
-
-    Args:
-        path: the file to write (folders are created; replaced atomically).
-        tensors: name -> tensor (made contiguous, moved to CPU).
-        metadata: string metadata stored in the header.
-
-    Returns:
-        The path written.
-    """
-    from safetensors.torch import save
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().cpu() for k, v in sorted(tensors.items())}
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(sorted_safetensors_header(save(state, metadata=metadata)))
-    os.replace(tmp, path)
-    return path

@@ -1,4 +1,4 @@
-"""Tests of the private TFLite reading helpers (``mvface.models._tflite``).
+"""Tests of the TFLite reader of the conversion tools (``tools/tflite_reader.py``).
 
 A tiny model is written with the flatbuffer builders of the ``tflite`` package (fp16 sparse
 weights -> DENSIFY -> DEQUANTIZE -> CONV_2D), so reading is tested without MediaPipe's files;
@@ -9,27 +9,20 @@ MediaPipe's face detection models are read too when found (``MVFACE_BLAZEFACE_SH
 from __future__ import annotations
 
 import importlib
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import torch
 
+from _tools import load_tool
 from mvface.errors import BadInputError
-from mvface.models._tflite import (
-    TFSameConv2d,
-    densify,
-    find_packaged_file,
-    read_tflite,
-    read_tflite_constants,
-    save_reproducible_safetensors,
-    sha256_file,
-    tf_same_padding,
-    tflite_kernel_to_torch,
-)
+
+_reader = load_tool("tflite_reader")
+densify = _reader.densify
+read_tflite = _reader.read_tflite
+read_tflite_constants = _reader.read_tflite_constants
+tflite_kernel_to_torch = _reader.tflite_kernel_to_torch
 
 #: The tiny model's sparse weight: a 2 x 3 matrix, CSR over rows.
 SPARSE_DENSE = np.array([[1.0, 0.0, 2.0], [0.0, 0.0, 3.0]], np.float16)
@@ -259,8 +252,6 @@ class TestReadTflite:
 class TestMediaPipeFiles:
     def _find(self, variant: str) -> Path:
         pytest.importorskip("tflite")
-        from _tools import load_tool
-
         path = load_tool("convert_blazeface").find_blazeface_tflite(variant)
         if path is None:
             pytest.skip(f"MediaPipe face detection {variant} .tflite not found")
@@ -337,64 +328,14 @@ class TestDensify:
 
 
 # --------------------------------------------------------------------------------------------
-# Layers and files
+# Kernel layout
 # --------------------------------------------------------------------------------------------
 
 
-class TestTfSame:
-    def test_padding(self) -> None:
-        assert tf_same_padding(192, 3, 2) == (0, 1)  # odd pixel after, as TF does
-        assert tf_same_padding(128, 5, 2) == (1, 2)
-        assert tf_same_padding(96, 3, 1) == (1, 1)
-        assert tf_same_padding(7, 3, 2) == (1, 1)
-
-    def test_conv_matches_explicit_padding(self) -> None:
-        conv = TFSameConv2d(3, 4, 5, stride=2)
-        x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-        y = conv(x)
-        assert y.shape == (2, 4, 16, 16)
-        padded = torch.nn.functional.pad(x, (1, 2, 1, 2))
-        reference = torch.nn.functional.conv2d(padded, conv.weight, conv.bias, stride=2)
-        torch.testing.assert_close(y, reference)
-
+class TestKernelLayout:
     def test_kernel_layout(self) -> None:
         conv = np.arange(2 * 3 * 3 * 4).reshape(2, 3, 3, 4)  # OHWI
         assert tflite_kernel_to_torch(conv, depthwise=False).shape == (2, 4, 3, 3)
         depthwise = np.arange(3 * 3 * 8).reshape(1, 3, 3, 8)  # 1HWC
         out = tflite_kernel_to_torch(depthwise, depthwise=True)
         assert out.shape == (8, 1, 3, 3) and out[5, 0, 1, 2] == depthwise[0, 1, 2, 5]
-
-
-class TestFiles:
-    def test_find_packaged_file_env(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        model = tmp_path / "m.tflite"
-        model.write_bytes(b"")
-        monkeypatch.setenv("MVFACE_TEST_TFLITE", str(model))
-        assert find_packaged_file("x/m.tflite", "MVFACE_TEST_TFLITE") == model
-        monkeypatch.setenv("MVFACE_TEST_TFLITE", str(tmp_path / "absent"))
-        with pytest.raises(BadInputError, match="MVFACE_TEST_TFLITE"):
-            find_packaged_file("x/m.tflite", "MVFACE_TEST_TFLITE")
-
-    def test_find_packaged_file_on_path(
-        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        target = tmp_path / "pkg" / "modules" / "model.tflite"
-        target.parent.mkdir(parents=True)
-        target.write_bytes(b"")
-        monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
-        assert find_packaged_file("pkg/modules/model.tflite") == target
-        assert find_packaged_file("pkg/modules/absent.tflite") is None
-
-    def test_reproducible_safetensors(self, tmp_path: Path) -> None:
-        from safetensors import safe_open
-
-        tensors = {"b": torch.arange(4.0), "a": torch.ones(2, 3, dtype=torch.float16)}
-        metadata = {"z": "1", "license": "test", "config": json.dumps({"k": 1})}
-        first = save_reproducible_safetensors(tmp_path / "a.safetensors", tensors, metadata)
-        second = save_reproducible_safetensors(tmp_path / "b.safetensors", tensors, metadata)
-        assert first.read_bytes() == second.read_bytes()
-        assert sha256_file(first) == sha256_file(second)
-        with safe_open(str(first), "pt") as f:
-            assert f.metadata() == metadata
-            torch.testing.assert_close(f.get_tensor("b"), tensors["b"])
-        assert not list(tmp_path.glob(".*.tmp"))
