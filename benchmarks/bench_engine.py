@@ -162,13 +162,16 @@ def time_detect(args: argparse.Namespace, work: Path) -> tuple[list[dict[str, An
     rows = []
     for name, times in seconds.items():
         total, alone = statistics.median(times), statistics.median(startup[name])
+        ran = codes[name] in (0, 1)  # 1: some images failed (listed), the rest done
         rows.append(
             {
                 "command": name,
                 "seconds": total,
-                "images_per_s": count / total,
+                "images_per_s": count / total if ran else None,
                 "startup_s": alone,
-                "steady_images_per_s": (count - 1) / (total - alone) if total > alone else None,
+                "steady_images_per_s": (
+                    (count - 1) / (total - alone) if ran and total > alone else None
+                ),
                 "exit": codes[name],
             }
         )
@@ -223,7 +226,7 @@ def goals(
         goal(
             f"mvface detect images/s >= {target:g}x `mvface detect {name}` (1 thread)",
             _get(default, "images_per_s"),
-            _get(other, "images_per_s") if other and other["exit"] in (0, 1) else None,
+            _get(other, "images_per_s"),
             "images/s",
             lambda r, t=target: r >= t,
         )
@@ -359,8 +362,8 @@ def main() -> None:
             detect_rows, count = time_detect(args, Path(work))
         for r in detect_rows:
             print(
-                f"  {r['command']:<34} {r['seconds']:6.1f} s, {r['images_per_s']:6.2f} images/s "
-                f"({r['startup_s']:.1f} s for one image)"
+                f"  {r['command']:<34} {r['seconds']:6.1f} s, {r['images_per_s']} images/s "
+                f"({r['startup_s']:.1f} s for one image), exit {r['exit']}"
             )
     load_end = load_average()
     notes = [
