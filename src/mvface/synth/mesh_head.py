@@ -33,10 +33,10 @@ From one square face crop and its 68 landmarks (:meth:`MeshHeadBackend.build`):
    the proxy's grid mirrored across the head's sagittal plane — and where neither side was
    seen, the head's low-frequency colour (the photo's head pixels spread and blurred, never the
    backdrop). Weights are per vertex and interpolated
-   (:class:`~mvface.synth.renderer.TexturedMesh` ``uv2``/``uv3``), so the seam is a blend; each view's ``filled`` map says how
-   much of every pixel was filled in. ``fill="none"`` is the texture before: a cross-fade to a
-   blurred copy of the photo mapped by reflecting the surface direction inwards at the proxy's
-   outline (:func:`rim_texture_directions`).
+   (:class:`~mvface.synth.renderer.TexturedMesh` ``uv2``/``uv3``), so the seam is a blend;
+   each view's ``filled`` map says how much of every pixel was filled in. ``fill="none"`` is
+   the texture before: a cross-fade to a blurred copy of the photo mapped by reflecting the
+   surface direction inwards at the proxy's outline (:func:`rim_texture_directions`).
 7. **Backdrop**: the photo with the region the head covers (grown by half a head-width above the
    chin, for hair standing out of the proxy) filled smoothly from its surroundings, drawn
    behind every view and fixed (the head turns in front of it, as in a photo of a person
@@ -122,11 +122,13 @@ GRAZING_START_COSINE = 0.25
 GRAZING_FULL_COSINE = 0.0
 #: ``fill="mirror"``: a vertex's own photo texture counts as observed fully where the cosine
 #: between its normal and the direction to the source camera is at least
-#: ``OBSERVED_FULL_COSINE`` (66°: the photo stretches it at most 2.5x) and not at all below
-#: ``OBSERVED_NONE_COSINE`` (84°), smoothly in between, and only where the source view sees it
-#: (not behind the nose, the near cheek or the head in the source depth).
-OBSERVED_FULL_COSINE = 0.4
-OBSERVED_NONE_COSINE = 0.1
+#: ``OBSERVED_FULL_COSINE`` (75°: the photo stretches it at most 4x) and not at all at
+#: ``OBSERVED_NONE_COSINE`` (90°), smoothly in between, and only where the source view sees it
+#: (not behind the nose, the near cheek or the head in the source depth). Measured with
+#: ``benchmarks/bench_synth.py`` (16 AFLW2000-3D heads): filling more (full at 0.4 or 0.7)
+#: makes the detector's error on turned views worse, not better.
+OBSERVED_FULL_COSINE = 0.25
+OBSERVED_NONE_COSINE = 0.0
 #: A vertex is occluded in the source view when it lies this far (world units, about 4 mm)
 #: behind every rendered surface within a pixel of its projection.
 SOURCE_OCCLUSION_TOLERANCE = 0.01
