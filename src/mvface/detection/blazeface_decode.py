@@ -90,6 +90,9 @@ class BlazeFaceConfig:
         min_suppression_threshold: IoU above which NMS merges boxes.
         tflite_file: where the ``mediapipe`` wheel installs the model, below site-packages.
         tflite_env_var: environment variable naming the ``.tflite`` file (checked first).
+            These two are read only by ``tools/convert_blazeface.py``; they stay in the config
+            because the shipped weights' metadata records the whole config, so a regenerated
+            file keeps the bytes (and sha256) ``NOTICE-mediapipe.txt`` states.
     """
 
     variant: str
