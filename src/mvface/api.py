@@ -32,6 +32,7 @@ from mvface.models.onnx_engine import (
     module_on_onnx,
     resolve_engine,
 )
+from mvface.models.trainable import TorchLandmarkModel
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -293,4 +294,6 @@ def load(
         # a corrupt safetensors header, ...): one line naming the file
         problem = " ".join(str(exc).split()) or type(exc).__name__
         raise BadInputError(weights, f"cannot be loaded as {name} weights ({problem})") from None
+    if isinstance(model, TorchLandmarkModel):
+        model.require_trained()  # refuse at once, not at the first face found (or never)
     return FaceLandmarker(model, detector, engine=engine, device=device)
