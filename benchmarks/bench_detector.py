@@ -23,17 +23,16 @@ Usage::
 
     python benchmarks/bench_detector.py --data-root ../shared/data [--limit 50]
 
-Prints a table per set and writes ``results/detector/<utc>.json``.
+Prints a table per set, writes ``results/detector/<utc>.json`` (``mvface.bench.results``) and
+regenerates the summary page beside the results folder.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +40,8 @@ import cv2
 import numpy as np
 import torch
 
-from mvface.bench.machine import describe_machine
+from mvface.bench.machine import machine_info
+from mvface.bench.results import BenchResult, ResultTable, record_run
 from mvface.data.image import load_image
 from mvface.data.readers import read_dataset
 from mvface.data.record import landmark_box
@@ -191,6 +191,62 @@ def print_table(set_name: str, rows: dict[str, Any]) -> None:
             print(f"  {DETECTORS[0]} extra {extra}")
 
 
+def to_result(
+    sets: dict[str, Any], command: str, machine: dict[str, Any], arguments: dict[str, Any]
+) -> BenchResult:
+    """The run as a benchmark result: one row per set (the new default, the configuration it
+    replaces and dlib HOG side by side), the new default's misses as notes."""
+    new, old, hog = DETECTORS
+    rows = []
+    for set_name, per in sets.items():
+        if not all(d in per for d in DETECTORS):
+            continue
+        rows.append(
+            [
+                set_name,
+                per[new]["faces"],
+                per[new]["recall_iou50"],
+                per[old]["recall_iou50"],
+                per[hog]["recall_iou50"],
+                f"{per[new]['duplicates']} / {per[old]['duplicates']}",
+                per[new]["ms_mean"],
+                per[new]["ms_mean"] / per[old]["ms_mean"],
+                per[new]["ms_mean"] / per[hog]["ms_mean"],
+            ]
+        )
+    notes = [
+        f"{set_name}: {new} misses {miss}"
+        for set_name, per in sets.items()
+        for miss in per.get(new, {}).get("misses", [])
+    ]
+    table = ResultTable(
+        name=f"Recall at IoU >= 0.5 with the canonical box, faces reported twice, time per image "
+        f"of {new} (the default) against {old} (the detector it replaces) and {hog}",
+        columns=[
+            "set",
+            "faces",
+            f"recall {new}",
+            f"recall {old}",
+            f"recall {hog}",
+            f"duplicates {new} / {old}",
+            f"ms/image {new}",
+            f"time ÷ {old}",
+            f"time ÷ {hog}",
+        ],
+        rows=rows,
+        digits={f"recall {d}": 3 for d in DETECTORS} | {f"ms/image {new}": 1},
+    )
+    return BenchResult(
+        kind="detector",
+        title="Face detectors: recall, duplicates, speed",
+        command=command,
+        machine=machine,
+        tables=[table],
+        arguments=arguments,
+        notes=notes,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run every set found below ``--data-root``; print tables; write the JSON result."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -198,7 +254,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="images per annotated set")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--sets", nargs="+", default=[*ANNOTATED_SETS, "multi-face"])
-    parser.add_argument("--out", type=Path, default=Path("results/detector"))
+    parser.add_argument(
+        "--results", type=Path, default=Path("results"), help="results folder (None: no file)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
@@ -223,22 +281,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 set_name, args.data_root / folder, fmt, detectors, args.limit
             )
         print_table(set_name, results[set_name])
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    record = {
-        "utc": stamp,
-        "command": " ".join(
-            ["python", "benchmarks/bench_detector.py", *(sys.argv[1:] if argv is None else argv)]
-        ),
-        "machine": describe_machine(),
-        "threads": args.threads,
-        "limit": args.limit,
-        "detectors": list(DETECTORS),
-        "sets": results,
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"{stamp}.json"
-    path.write_text(json.dumps(record, indent=1, default=float) + "\n")
-    print(f"\nwrote {path}")
+    command = " ".join(
+        ["python", "benchmarks/bench_detector.py", *(sys.argv[1:] if argv is None else argv)]
+    )
+    arguments = {"threads": args.threads, "limit": args.limit, "sets": list(args.sets)}
+    result = to_result(results, command, machine_info().to_dict(), arguments)
+    if args.results is not None:
+        path, page = record_run(result, args.results)
+        print(f"\nwrote {path} and {page}")
     return 0
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +9,7 @@ import pytest
 
 from _benchmarks import load_benchmark
 from _shared import SHARED, requires_shared
+from mvface.bench.results import read_result
 
 bench_detector = load_benchmark("bench_detector")
 
@@ -25,12 +25,14 @@ def test_count_duplicates_uses_the_merge_rule() -> None:
 def test_run_writes_record(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("dlib")
     argv = ["--data-root", str(SHARED / "data"), "--sets", "300w-afw", "--limit", "2"]
-    assert bench_detector.main([*argv, "--out", str(tmp_path)]) == 0
-    (path,) = tmp_path.glob("*.json")
-    record = json.loads(path.read_text())
-    rows = record["sets"]["300w-afw"]
-    assert set(rows) == set(bench_detector.DETECTORS)
-    assert rows["blazeface"]["faces"] == 2 and rows["blazeface"]["images"] == 2
-    assert 0.0 <= rows["blazeface"]["recall_iou50"] <= 1.0
+    assert bench_detector.main([*argv, "--results", str(tmp_path / "results")]) == 0
+    (path,) = (tmp_path / "results" / "detector").glob("*.json")
+    result = read_result(path)
+    (table,) = result.tables
+    (row,) = table.rows
+    assert row[0] == "300w-afw" and row[1] == 2
+    assert all(0.0 <= recall <= 1.0 for recall in row[2:5])
+    assert row[7] > 0 and row[8] > 0  # time ratios against the old pair and dlib HOG
+    assert (tmp_path / "BENCHMARKS.md").read_text().count("Face detectors") == 1
     out = capsys.readouterr().out
     assert "blazeface / blazeface-single-scale" in out and "x time" in out

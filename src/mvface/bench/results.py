@@ -390,28 +390,76 @@ def summary_markdown(
             key=lambda pr: (machine_label(pr[1].machine), pr[1].variant),
         )
         lines += [f"## {runs[0][1].title}", ""]
+        by_machine: dict[str, list[tuple[Path, BenchResult]]] = {}
         for path, r in runs:
-            what = machine_label(r.machine) + (f" — {r.variant}" if r.variant else "")
-            lines += [f"### {what}", ""]
-            # the run's time, file and command, then (hard line break) the first table's caption
-            meta = f"{r.utc} · [{path.name}]({_link(path, base)}) · `{r.command}`"
-            shown = [t for t in r.tables if t.summary]
-            for i, table in enumerate(shown):
-                head = [meta + "\\", table.name] if i == 0 else [table.name]
-                lines += [*head, "", table.markdown().rstrip("\n")]
-                if i < len(shown) - 1:
-                    lines.append("")
-            if not shown:
-                lines.append(meta)
-            if r.goals:  # a list ends the table without a blank line
-                goals = "; ".join(
-                    f"{g['goal']}: {g['measured']} — {_met(g['met'])}" for g in r.goals
-                )
-                lines.append(f"- Goals: {goals}")
-            lines.append("")
+            by_machine.setdefault(machine_label(r.machine), []).append((path, r))
+        for machine, group in by_machine.items():
+            if len(group) > 1 and _one_shared_table(group):
+                lines += _merged_variants(machine, group, base)
+                continue
+            lines += _runs_one_by_one(group, base)
     if skipped:
         lines += ["Result files skipped:", "", *[f"- {s}" for s in skipped], ""]
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _meta(path: Path, r: BenchResult, base: Path | None) -> str:
+    """The run's time, file and command."""
+    return f"{r.utc} · [{path.name}]({_link(path, base)}) · `{r.command}`"
+
+
+def _goals_line(r: BenchResult, prefix: str = "Goals") -> list[str]:
+    if not r.goals:
+        return []
+    goals = "; ".join(f"{g['goal']}: {g['measured']} — {_met(g['met'])}" for g in r.goals)
+    return [f"- {prefix}: {goals}"]
+
+
+def _one_shared_table(group: Sequence[tuple[Path, BenchResult]]) -> bool:
+    """Whether every run of ``group`` shows one summary table, all with the same columns."""
+    shown = [[t for t in r.tables if t.summary] for _, r in group]
+    return all(len(s) == 1 for s in shown) and len({tuple(s[0].columns) for s in shown}) == 1
+
+
+def _merged_variants(
+    machine: str, group: Sequence[tuple[Path, BenchResult]], base: Path | None
+) -> list[str]:
+    """Variants of one kind on one machine as one table with a ``variant`` column."""
+    lines = [f"### {machine}", ""]
+    tables = [next(t for t in r.tables if t.summary) for _, r in group]
+    for (path, r), table in zip(group, tables, strict=True):
+        lines.append(f"- **{r.variant}**: {table.name} ({_meta(path, r, base)})")
+    merged = ResultTable(
+        name="",
+        columns=["variant", *tables[0].columns],
+        rows=[[r.variant, *row] for (_, r), t in zip(group, tables, strict=True) for row in t.rows],
+        digits=tables[0].digits,
+    )
+    lines += ["", merged.markdown().rstrip("\n")]
+    for _, r in group:
+        lines += _goals_line(r, f"Goals ({r.variant})")
+    return [*lines, ""]
+
+
+def _runs_one_by_one(group: Sequence[tuple[Path, BenchResult]], base: Path | None) -> list[str]:
+    """Each run under its own heading with all its summary tables."""
+    lines: list[str] = []
+    for path, r in group:
+        what = machine_label(r.machine) + (f" — {r.variant}" if r.variant else "")
+        lines += [f"### {what}", ""]
+        # the run's time, file and command, then (hard line break) the first table's caption
+        meta = _meta(path, r, base)
+        shown = [t for t in r.tables if t.summary]
+        for i, table in enumerate(shown):
+            head = [meta + "\\", table.name] if i == 0 else [table.name]
+            lines += [*head, "", table.markdown().rstrip("\n")]
+            if i < len(shown) - 1:
+                lines.append("")
+        if not shown:
+            lines.append(meta)
+        lines += _goals_line(r)  # a list ends the table without a blank line
+        lines.append("")
+    return lines
 
 
 def write_summary(folder: str | Path, out: str | Path, intro: Sequence[str] = ()) -> Path:
