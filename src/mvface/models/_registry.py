@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from mvface._registry import Registry
 from mvface.models.base import LandmarkModel
 from mvface.models.onnx_engine import check_device, check_engine, default_engine, with_engine
 
 ModelFactory = Callable[..., LandmarkModel]
+F = TypeVar("F", bound=ModelFactory)
 
 _MODELS: Registry[ModelFactory] = Registry("model")
 
@@ -17,9 +18,17 @@ _MODELS: Registry[ModelFactory] = Registry("model")
 RENAMED_MODELS: dict[str, str] = {"default": "base", "default+": "base+", "dlib-68": "dlib"}
 
 
-def register_model(name: str) -> Callable[[ModelFactory], ModelFactory]:
-    """Decorator: register ``fn(weights=None, **cfg) -> LandmarkModel`` as ``name``."""
-    return _MODELS.register(name)
+def register_model(name: str) -> Callable[[F], F]:
+    """Decorator: register ``fn(weights=None, **cfg) -> LandmarkModel`` as ``name``.
+
+    The decorated function keeps its own type (its precise return type for callers).
+    """
+
+    def deco(fn: F) -> F:
+        _MODELS.register(name, fn)
+        return fn
+
+    return deco
 
 
 def register_model_deprecations(renamed: Mapping[str, str]) -> None:
