@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from _tools import load_tool
+from _scripts import load_tool
 
 check_layers = load_tool("check_layers")
 

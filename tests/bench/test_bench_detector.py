@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _benchmarks import load_benchmark
+from _scripts import load_benchmark
 from _shared import SHARED, requires_shared
 from mvface.bench.results import read_result
 

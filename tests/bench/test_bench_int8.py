@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from _benchmarks import load_benchmark
+from _scripts import load_benchmark
 from _shared import requires_shared
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from _benchmarks import load_benchmark
+from _scripts import load_benchmark
 
 bench_teacher = load_benchmark("bench_teacher")
 

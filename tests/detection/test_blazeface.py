@@ -27,8 +27,8 @@ import pytest
 import torch
 
 from _litert import LITERT_PYTHON_ENV, litert_python, run_litert_script
+from _scripts import load_tool
 from _shared import SHARED
-from _tools import load_tool
 from mvface.detection import create_face_detector, list_face_detectors
 from mvface.detection.blazeface import (
     CANONICAL_TRANSFORMS,

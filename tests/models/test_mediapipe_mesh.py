@@ -32,8 +32,8 @@ import pytest
 import torch
 
 from _litert import LITERT_PYTHON_ENV, litert_python, run_litert_script
+from _scripts import load_tool
 from _shared import SHARED
-from _tools import load_tool
 from mvface.models.mediapipe_mesh import (
     DEFAULT_WEIGHTS_PATH,
     FACEMESH_CONFIG,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from _benchmarks import load_benchmark
+from _scripts import load_benchmark
 
 fuzz_readers = load_benchmark("fuzz_readers")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from _tools import load_tool
+from _scripts import load_tool
 from mvface.errors import BadInputError
 
 _files = load_tool("conversion_files")

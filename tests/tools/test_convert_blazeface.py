@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from _tools import load_tool
+from _scripts import load_tool
 from mvface.detection.blazeface_decode import BLAZEFACE_CONFIGS
 from mvface.detection.blazeface_net import DEFAULT_WEIGHTS_PATHS, BlazeFaceNet, load_blazeface
 from mvface.errors import BadInputError

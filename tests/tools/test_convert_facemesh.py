@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from _tools import load_tool
+from _scripts import load_tool
 from mvface.errors import BadInputError
 from mvface.models.mediapipe_mesh import DEFAULT_WEIGHTS_PATH, FaceMeshNet, load_facemesh
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from _tools import load_tool
+from _scripts import load_tool
 from mvface.errors import BadInputError
 
 _reader = load_tool("tflite_reader")
