@@ -21,6 +21,7 @@ from mvface.errors import BadInputError
 from mvface.geometry import eg3d_label_to_camera, project_points, projection_matrix, rotation_angle
 from mvface.models.mediapipe_mesh import DEFAULT_WEIGHTS_PATH
 from mvface.synth.backends import Head, create_backend, iter_renders, list_backends
+from mvface.synth.gl_renderer import gl_available
 from mvface.synth.landmarks import lift_landmarks, project_landmarks
 from mvface.synth.mesh_head import (
     HeadProxy,
@@ -37,7 +38,7 @@ from mvface.synth.mesh_head import (
     rim_texture_directions,
     triangulate_face,
 )
-from mvface.synth.renderer import gl_available, labels_to_cameras
+from mvface.synth.render_types import labels_to_cameras
 from mvface.synth.rig import grid_rig, rig_labels
 
 EXAMPLE = SHARED / "seed" / "reference_data" / "dataset_synthetic" / "example"

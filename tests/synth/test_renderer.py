@@ -1,4 +1,7 @@
-"""Tests of mvface.synth.renderer: numpy and OpenGL (EGL) rasterizers, conventions, agreement."""
+"""Tests of mvface.synth.renderer and its gl_renderer, numpy_renderer and render_types modules.
+
+numpy and OpenGL (EGL) rasterizers, conventions, agreement.
+"""
 
 from __future__ import annotations
 
@@ -15,15 +18,10 @@ import torch
 from mvface.errors import BadInputError
 from mvface.geometry import eg3d_label_to_camera
 from mvface.synth.backends import RenderOutput
-from mvface.synth.renderer import (
-    GLRenderer,
-    MeshRenderer,
-    NumpyRenderer,
-    TexturedMesh,
-    create_renderer,
-    gl_available,
-    labels_to_cameras,
-)
+from mvface.synth.gl_renderer import GLRenderer, gl_available
+from mvface.synth.numpy_renderer import NumpyRenderer
+from mvface.synth.render_types import MeshRenderer, TexturedMesh, labels_to_cameras
+from mvface.synth.renderer import create_renderer
 from mvface.synth.rig import grid_rig, rig_labels
 
 HAVE_GL = gl_available()

@@ -33,7 +33,7 @@ From one square face crop and its 68 landmarks (:meth:`MeshHeadBackend.build`):
    the proxy's grid mirrored across the head's sagittal plane — and where neither side was
    seen, the head's low-frequency colour (the photo's head pixels spread and blurred, never the
    backdrop). Weights are per vertex and interpolated
-   (:class:`~mvface.synth.renderer.TexturedMesh` ``uv2``/``uv3``), so the seam is a blend;
+   (:class:`~mvface.synth.render_types.TexturedMesh` ``uv2``/``uv3``), so the seam is a blend;
    each view's ``filled`` map says how much of every pixel was filled in. ``fill="none"`` is
    the texture before: a cross-fade to a blurred copy of the photo mapped by reflecting the
    surface direction inwards at the proxy's outline (:func:`rim_texture_directions`).
@@ -63,13 +63,8 @@ from mvface.geometry.cameras import EG3D_CENTER, EG3D_FOCAL
 from mvface.models.mediapipe_mesh import small_network_inference
 from mvface.synth.head import RenderOutput
 from mvface.synth.landmarks import landmark_visibility
-from mvface.synth.renderer import (
-    MeshRenderer,
-    PreparedScene,
-    TexturedMesh,
-    create_renderer,
-    labels_to_cameras,
-)
+from mvface.synth.render_types import MeshRenderer, PreparedScene, TexturedMesh, labels_to_cameras
+from mvface.synth.renderer import create_renderer
 from mvface.synth.rig import PAPER_LOOKAT
 
 __all__ = [
