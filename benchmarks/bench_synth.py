@@ -33,7 +33,7 @@ Two measurements, both on this machine in the same run:
    dev half stays validation-only).
 
    Yaw used for the bins: the mesh backend builds every head in the face's own frame (x along
-   the eye line, z out of the face; :func:`mvface.synth.mesh_head.estimate_source_camera`), so
+   the eye line, z out of the face; :func:`mvface.synth.face_mesh.estimate_source_camera`), so
    the rig camera's yaw (:func:`mvface.synth.rig.camera_yaw_pitch` of the view's cam2world) is
    the head's yaw as that view sees it -- the same quantity AFLW2000-3D's yaw bins use (head
    pose relative to the camera). This is the primary table ("face yaw"). A second table bins

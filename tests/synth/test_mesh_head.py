@@ -1,4 +1,5 @@
-"""Tests of mvface.synth.mesh_head, the default CPU head backend, and the backend registry.
+"""Tests of mvface.synth.mesh_head (and face_mesh, head_proxy, mesh_texture), the default CPU head
+backend, and the backend registry.
 
 Runs without shared data: the face is a drawn cartoon (MediaPipe's face mesh finds it with
 probability 1.0). The paper's example crop is used too when ``../shared`` is present.
@@ -21,23 +22,17 @@ from mvface.errors import BadInputError
 from mvface.geometry import eg3d_label_to_camera, project_points, projection_matrix, rotation_angle
 from mvface.models.mediapipe_mesh import DEFAULT_WEIGHTS_PATH
 from mvface.synth.backends import Head, create_backend, iter_renders, list_backends
-from mvface.synth.gl_renderer import gl_available
-from mvface.synth.landmarks import lift_landmarks, project_landmarks
-from mvface.synth.mesh_head import (
-    HeadProxy,
-    MeshHead,
-    MeshHeadBackend,
-    _grid_mirror_partners,
-    _sphere_grid,
+from mvface.synth.face_mesh import (
     estimate_source_camera,
     face_frame,
-    face_mirror_partners,
-    fill_weights,
-    fit_head_proxy,
     predict_face_mesh,
-    rim_texture_directions,
     triangulate_face,
 )
+from mvface.synth.gl_renderer import gl_available
+from mvface.synth.head_proxy import HeadProxy, _sphere_grid, fit_head_proxy, grid_mirror_partners
+from mvface.synth.landmarks import lift_landmarks, project_landmarks
+from mvface.synth.mesh_head import MeshHead, MeshHeadBackend
+from mvface.synth.mesh_texture import face_mirror_partners, fill_weights, rim_texture_directions
 from mvface.synth.render_types import labels_to_cameras
 from mvface.synth.rig import grid_rig, rig_labels
 
@@ -386,7 +381,7 @@ class TestFill:
 
     def test_grid_mirror_partners(self) -> None:
         dirs, _ = _sphere_grid(8, 16)
-        partner = _grid_mirror_partners(8, 16)
+        partner = grid_mirror_partners(8, 16)
         np.testing.assert_allclose(dirs[partner], dirs * [-1, 1, 1], atol=1e-12)
         np.testing.assert_array_equal(partner[partner], np.arange(len(dirs)))
 
