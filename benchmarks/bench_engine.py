@@ -116,16 +116,34 @@ def image_folder(root: Path, limit: int | None, work: Path) -> tuple[Path, int]:
     return folder, limit
 
 
-def detect_commands(folder: Path, out: Path) -> dict[str, list[str]]:
-    """(b)'s command lines: the default, dlib's, the PyTorch-eager engine."""
+#: (b)'s name of the command of another mvface source tree (``--baseline-src``).
+BASELINE = "mvface detect of --baseline-src"
+
+
+def detect_commands(
+    folder: Path, out: Path, baseline_src: Path | None = None
+) -> dict[str, list[str]]:
+    """(b)'s command lines: the default, dlib's, the PyTorch-eager engine and, given another
+    mvface source tree (e.g. ``git worktree add /tmp/old REV``), its default ``detect``."""
     base = [sys.executable, "-m", "mvface", "detect", str(folder), "-q"]
-    return {
+    commands = {
         "mvface detect (default)": [*base, "--out", str(out / "default")],
         "--model dlib --detector dlib-hog": [
             *base, "--out", str(out / "dlib"), "--model", "dlib", "--detector", "dlib-hog",
         ],
         "--engine torch": [*base, "--out", str(out / "torch"), "--engine", "torch"],
     }  # fmt: skip
+    if baseline_src is not None:
+        # an older tree may lack ``python -m mvface``: call its CLI's app directly
+        run_app = (
+            "import sys; sys.path.insert(0, sys.argv.pop(1)); "
+            "from mvface.cli.main import app; app()"
+        )
+        commands[BASELINE] = [
+            sys.executable, "-c", run_app, str(baseline_src / "src"),
+            "detect", str(folder), "-q", "--out", str(out / "baseline"),
+        ]  # fmt: skip
+    return commands
 
 
 def _timed(command: list[str], env: dict[str, str]) -> tuple[float, int, str]:
@@ -143,8 +161,8 @@ def time_detect(args: argparse.Namespace, work: Path) -> tuple[list[dict[str, An
     folder, count = image_folder(args.images, args.limit, work)
     first, _ = image_folder(args.images, 1, work / "first")
     env = {**os.environ, **ONE_THREAD}
-    commands = detect_commands(folder, work / "out")
-    startups = detect_commands(first, work / "out-first")
+    commands = detect_commands(folder, work / "out", args.baseline_src)
+    startups = detect_commands(first, work / "out-first", args.baseline_src)
     # the first default run builds the ONNX graphs into the cache: done once before timing
     _timed(startups["mvface detect (default)"], env)
     seconds: dict[str, list[float]] = {name: [] for name in commands}
@@ -221,7 +239,10 @@ def goals(
         lambda r: r >= 2.0,
     )
     default = by_command.get("mvface detect (default)")
-    for name, target in (("--model dlib --detector dlib-hog", 2.0), ("--engine torch", 1.5)):
+    others = [("--model dlib --detector dlib-hog", 2.0), ("--engine torch", 1.5)]
+    if BASELINE in by_command:
+        others.append((BASELINE, 1.5))
+    for name, target in others:
         other = by_command.get(name)
         goal(
             f"mvface detect images/s >= {target:g}x `mvface detect {name}` (1 thread)",
@@ -341,6 +362,10 @@ def main() -> None:
     parser.add_argument("--faces", type=int, default=16, help="(a): faces per batched call")
     parser.add_argument("--batch-repeats", type=int, default=30)
     parser.add_argument("--skip-detect", action="store_true", help="measure (a) only")
+    parser.add_argument(
+        "--baseline-src", type=Path, default=None,
+        help="(b): also time the default detect of this mvface source tree (a git worktree)",
+    )  # fmt: skip
     parser.add_argument("--results", default="", help="write RESULTS/engine/<UTC time>.json")
     args = parser.parse_args()
     started = time.perf_counter()
