@@ -80,7 +80,8 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 def speed_child(args: argparse.Namespace) -> None:
     """(In a fresh process) one run_synth job; prints a JSON line with time and peak memory."""
-    from mvface.synth.pipeline import SynthConfig, run_synth
+    from mvface.synth.config import SynthConfig
+    from mvface.synth.pipeline import run_synth
 
     times: list[float] = []
     cfg = SynthConfig(
@@ -202,7 +203,8 @@ def synth_realism_set(
     args: argparse.Namespace, source: Path, out: Path, fill: str
 ) -> dict[str, Any]:
     """Synthesize the realism identities (paper rig) of ``source`` into ``out``."""
-    from mvface.synth.pipeline import SynthConfig, run_synth
+    from mvface.synth.config import SynthConfig
+    from mvface.synth.pipeline import run_synth
 
     cfg = SynthConfig(
         source=source,

@@ -121,7 +121,8 @@ def _never_ending_identity(*args: Any, **kwargs: Any) -> Any:
 
 def synth_workers(source: str, out: str, started: str) -> None:
     """A 2-worker synthesis job whose workers block mid-identity (see the module docstring)."""
-    from mvface.synth.pipeline import SynthConfig, run_synth
+    from mvface.synth.config import SynthConfig
+    from mvface.synth.pipeline import run_synth
 
     os.environ[_STARTED_ENV] = started  # the spawned workers inherit it
     run_synth(SynthConfig(source=source, out=out, views=4, size=32, crop_size=64, workers=2))

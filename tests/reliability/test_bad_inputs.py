@@ -195,7 +195,7 @@ def one_pixel_image(tmp: Path) -> None:
     path = png(tmp / "dot.png", size=(1, 1))
     assert loads_as_rgb(path).shape == (1, 1, 3)
     write_pts(tmp / "dot.pts", GOOD_PTS)  # a face can't fit: the synth crop refuses it
-    from mvface.synth.pipeline import align_crop
+    from mvface.synth.identity import align_crop
 
     refused(lambda: align_crop(load_image(path), GOOD_PTS, 64, str(path)), path, "outside")
 
@@ -253,7 +253,7 @@ def unreadable_files(tmp: Path) -> None:
 
 
 def image_without_face(tmp: Path) -> None:
-    from mvface.synth.pipeline import detect_landmarks
+    from mvface.synth.sources import detect_landmarks
 
     path = png(tmp / "wall.png", "L", size=(96, 96))
     refused(lambda: detect_landmarks(load_image(path), "mediapipe-68", str(path)), path, "no face")
@@ -390,7 +390,7 @@ def landmarks_outside_image(tmp: Path) -> None:
     write_pts(root / "out.pts", GOOD_PTS + 500)
     ds = read_dataset("pts", root)
     assert sorted(s.name for s in ds.samples) == ["good", "out"] and ds.skipped == []
-    from mvface.synth.pipeline import align_crop
+    from mvface.synth.identity import align_crop
 
     image = load_image(root / "out.png")
     refused(lambda: align_crop(image, GOOD_PTS + 500, 64, "out.png"), "out.png", "outside")

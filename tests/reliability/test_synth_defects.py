@@ -27,8 +27,10 @@ from mvface.data.readers.pts import write_pts
 from mvface.data.readers.synthetic import MANIFEST_FILE, list_identities, load_identity
 from mvface.data.record import FaceSample
 from mvface.errors import BadInputError
-from mvface.synth.pipeline import SynthConfig, assign_identity_names, rig_cameras, run_synth
+from mvface.synth.config import SynthConfig, rig_cameras
+from mvface.synth.pipeline import run_synth
 from mvface.synth.rig import camera_yaw_pitch, grid_rig, rig_labels
+from mvface.synth.sources import assign_identity_names
 from mvface.synth.writer import (
     LOCK_FILE,
     PARTIAL_MARKER,

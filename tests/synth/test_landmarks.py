@@ -332,8 +332,8 @@ def test_far_side_jaw_hidden_on_turned_views() -> None:
     photos (a frontal one and a turned one whose unseen side the far views show)."""
     from mvface.data.image import load_image
     from mvface.data.readers import read_dataset
+    from mvface.synth.identity import align_crop, source_landmarks3d
     from mvface.synth.mesh_head import MeshHeadBackend
-    from mvface.synth.pipeline import align_crop, source_landmarks3d
     from mvface.synth.rig import camera_yaw_pitch
 
     backend = MeshHeadBackend()

@@ -415,7 +415,7 @@ def test_unseen_side_shows_no_backdrop() -> None:
     """A turned photo (the backdrop is teal beside the face): views of the side it never showed
     are textured from the seen side, not with the backdrop the photo shows past the outline."""
     from mvface.data.readers import read_dataset
-    from mvface.synth.pipeline import align_crop
+    from mvface.synth.identity import align_crop
 
     sample = next(
         s

@@ -28,17 +28,13 @@ from mvface.data.readers.synthetic import (
 )
 from mvface.errors import BadInputError
 from mvface.synth.backends import Head
+from mvface.synth.config import SynthConfig, rig_cameras
+from mvface.synth.identity import align_crop, source_landmarks3d
 from mvface.synth.landmarks import deepen_jaw
-from mvface.synth.pipeline import (
-    SynthConfig,
-    align_crop,
-    rig_cameras,
-    run_synth,
-    select_sources,
-    source_landmarks3d,
-)
+from mvface.synth.pipeline import run_synth
 from mvface.synth.preview import write_preview
 from mvface.synth.rig import camera_yaw_pitch, grid_rig, rig_labels
+from mvface.synth.sources import select_sources
 from mvface.synth.writer import LOCK_FILE, PARTIAL_MARKER, OutputLockedError, output_lock
 
 SAMPLES = SHARED / "data" / "samples"
@@ -369,7 +365,8 @@ def test_killed_job_resumes(dataset: tuple[Path, SynthConfig], tmp_path: Path) -
     out = tmp_path / "killed"
     script = (
         "import os, signal\n"
-        "from mvface.synth.pipeline import SynthConfig, run_synth\n"
+        "from mvface.synth.config import SynthConfig\n"
+        "from mvface.synth.pipeline import run_synth\n"
         f"cfg = SynthConfig(source={str(cfg.source)!r}, out={str(out)!r}, views=8, size=64,"
         " crop_size=256)\n"
         "def on(event):\n"

@@ -23,7 +23,9 @@ from mvface.cli._common import (
 )
 from mvface.data.readers import list_readers
 from mvface.synth.backends import list_backends
-from mvface.synth.pipeline import RigName, SynthConfig, SynthEvent, run_synth, select_sources
+from mvface.synth.config import RigName, SynthConfig
+from mvface.synth.pipeline import SynthEvent, run_synth
+from mvface.synth.sources import select_sources
 
 app = typer.Typer(invoke_without_command=True, no_args_is_help=True)
 

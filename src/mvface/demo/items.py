@@ -124,7 +124,7 @@ def packaged_views(
     """The packaged photo and novel views of it, rendered by the synth pipeline.
 
     The photo has no annotation: its 68 points come from ``landmark_model`` (with the automatic
-    face detector), the head is built on its aligned crop (:func:`mvface.synth.pipeline.
+    face detector), the head is built on its aligned crop (:func:`mvface.synth.identity.
     synthesize_identity`, ``backend``), and the views come from cameras at pitch 0 and the
     yaws of :func:`yaw_sweep` (degrees; positive turns the head towards the image's left).
     Each view's ground truth is the photo's landmarks lifted in 3D and projected into it, the
@@ -134,7 +134,8 @@ def packaged_views(
         The photo (no ground truth) then one item per view (``meta["yaw_deg"]``).
     """
     from mvface.synth import create_backend, grid_rig, rig_labels
-    from mvface.synth.pipeline import SynthConfig, synthesize_identity
+    from mvface.synth.config import SynthConfig
+    from mvface.synth.identity import synthesize_identity
 
     photo = packaged_image()
     yaws = yaw_sweep(views, max_yaw_deg)
