@@ -194,7 +194,7 @@ def _tiles(image: np.ndarray, rows: int, cols: int, size: int) -> np.ndarray:
 
 
 class _GLScene:
-    """:class:`PreparedScene` of :class:`GLRenderer`."""
+    """:class:`~mvface.synth.render_types.PreparedScene` of :class:`GLRenderer`."""
 
     def __init__(
         self,
@@ -401,7 +401,8 @@ class GLRenderer:
 
     Args:
         samples: MSAA samples per pixel (1 turns antialiasing off; then ``depth``/``mask``
-            match :class:`NumpyRenderer` exactly up to float precision).
+            match :class:`~mvface.synth.numpy_renderer.NumpyRenderer` exactly up to float
+            precision).
         near: nearest depth drawn (world units).
         far: farthest depth drawn (world units).
         max_framebuffer: side of the framebuffer that batches of views are tiled into (views

@@ -203,9 +203,10 @@ def fill_weights(
 def head_colour_texture(image: np.ndarray, head_mask: np.ndarray) -> np.ndarray:
     """The photo's head pixels spread over the whole image and blurred (the colour model).
 
-    Push-pull fill (:func:`push_pull_fill`) from the pixels inside the eroded head mask, then
-    a Gaussian blur of :data:`UNSEEN_BLUR` x the side: every texel is a low-frequency mix of
-    the nearest head colours (hair above, skin on the face, neck below), no backdrop.
+    Push-pull fill (:func:`~mvface.synth.backdrop.push_pull_fill`) from the pixels inside the
+    eroded head mask, then a Gaussian blur of :data:`UNSEEN_BLUR` x the side: every texel is a
+    low-frequency mix of the nearest head colours (hair above, skin on the face, neck below), no
+    backdrop.
     """
     size = image.shape[0]
     grow = max(3, round(UNSEEN_ERODE * size)) | 1

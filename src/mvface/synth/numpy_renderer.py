@@ -40,7 +40,7 @@ def _candidate_pixels(
 
 
 class _NumpyScene:
-    """:class:`PreparedScene` of :class:`NumpyRenderer`."""
+    """:class:`~mvface.synth.render_types.PreparedScene` of :class:`NumpyRenderer`."""
 
     def __init__(
         self,
@@ -72,7 +72,8 @@ class _NumpyScene:
         self._blended3 = bool((mesh.blend3 > 0).any())
 
     def release(self) -> None:
-        """Nothing to free (kept for the :class:`PreparedScene` protocol)."""
+        """Nothing to free (kept for the
+        :class:`~mvface.synth.render_types.PreparedScene` protocol)."""
 
     def render(self, labels: torch.Tensor | np.ndarray, size: int) -> RenderOutput:
         """Render ``(V, 25)`` EG3D cameras at ``size`` x ``size`` (see the module docstring)."""

@@ -205,7 +205,7 @@ class PreparedScene(Protocol):
 
 
 class MeshRenderer(Protocol):
-    """What :func:`create_renderer` returns."""
+    """What :func:`~mvface.synth.renderer.create_renderer` returns."""
 
     name: str
 

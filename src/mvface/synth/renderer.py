@@ -52,9 +52,9 @@ def create_renderer(name: RendererName = "auto", **kwargs: Any) -> MeshRenderer:
     """A renderer by name.
 
     Args:
-        name: ``"gl"`` (:class:`GLRenderer`), ``"numpy"`` (:class:`NumpyRenderer`) or
-            ``"auto"``: GL when a headless EGL context can be created, otherwise numpy (with
-            one warning in the log).
+        name: ``"gl"`` (:class:`~mvface.synth.gl_renderer.GLRenderer`), ``"numpy"``
+            (:class:`~mvface.synth.numpy_renderer.NumpyRenderer`) or ``"auto"``: GL when a
+            headless EGL context can be created, otherwise numpy (with one warning in the log).
         **kwargs: passed to the renderer (``samples`` is ignored by numpy).
 
     Returns:
