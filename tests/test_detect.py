@@ -11,7 +11,9 @@ from _shared import SHARED, requires_shared
 from mvface.api import FaceLandmarker
 from mvface.cli.main import app
 from mvface.data.readers.coco_keypoints import read_coco_face68
-from mvface.detect import DetectConfig, collect_inputs, run_detect, smooth_faces
+from mvface.detect.inputs import collect_inputs
+from mvface.detect.records import DetectConfig
+from mvface.detect.run import run_detect, smooth_faces
 from mvface.detection import Detections, FaceDetector
 from mvface.models import LandmarkModel, Landmarks, ModelConfig
 from mvface.models.boxes import IDENTITY

@@ -69,12 +69,12 @@ def test_detect_all_good_exits_0_and_usage_error_exits_2(tmp_path: Path) -> None
 def test_full_disk_is_one_line_and_debug_shows_the_traceback(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import mvface.detect
+    import mvface.detect.writers
 
     def full(path: Path, text: str) -> None:
         raise OSError(28, "No space left on device", str(path))
 
-    monkeypatch.setattr(mvface.detect, "atomic_write_text", full)
+    monkeypatch.setattr(mvface.detect.writers, "atomic_write_text", full)
     good = png(tmp_path / "wall.png", size=(64, 64))
     args = ["detect", str(good), "--out", str(tmp_path / "o"), "--model", "mediapipe-68"]
     result = invoke(*args)

@@ -26,7 +26,9 @@ from mvface.api import FaceLandmarker
 from mvface.cli._common import shown
 from mvface.cli.main import app
 from mvface.data.image import load_image, to_rgb_array
-from mvface.detect import DetectConfig, find_inputs, iter_video_frames, run_detect
+from mvface.detect.inputs import find_inputs, iter_video_frames
+from mvface.detect.records import DetectConfig
+from mvface.detect.run import run_detect
 from mvface.detection import Detections, FaceDetector
 from mvface.errors import BadInputError
 from mvface.models import LandmarkModel, Landmarks, ModelConfig
@@ -180,7 +182,7 @@ class TestEveryInputProcessedOrListed:
         fifo = tmp_path / "x.mp4"
         os.mkfifo(fifo)
         code = (
-            "import sys; from mvface.detect import iter_video_frames; "
+            "import sys; from mvface.detect.inputs import iter_video_frames; "
             "from mvface.errors import BadInputError\n"
             "try:\n    list(iter_video_frames(__import__('pathlib').Path(sys.argv[1])))\n"
             "except BadInputError as e:\n    print(e)"
@@ -244,7 +246,7 @@ class TestBoundedMemory:
     ) -> None:
         import concurrent.futures
 
-        import mvface.detect
+        import mvface.detect.run
 
         class Synchronous(concurrent.futures.Executor):
             """Runs each job when submitted, so what is decoded when is deterministic."""
@@ -258,10 +260,10 @@ class TestBoundedMemory:
                 return future
 
         decoded: list[int] = []
-        decode = mvface.detect._decode
-        monkeypatch.setattr(mvface.detect, "ThreadPoolExecutor", Synchronous)
+        decode = mvface.detect.run._decode
+        monkeypatch.setattr(mvface.detect.run, "ThreadPoolExecutor", Synchronous)
         monkeypatch.setattr(
-            mvface.detect, "_decode", lambda i, p: decoded.append(i) or decode(i, p)
+            mvface.detect.run, "_decode", lambda i, p: decoded.append(i) or decode(i, p)
         )
         held_when_detecting: list[int] = []
         find = landmarker.detector.detect
@@ -278,7 +280,7 @@ class TestBoundedMemory:
             lambda images, boxes: batches.append(len(boxes)) or landmark(images, boxes),
         )
         files = [face(tmp_path / f"{k}.png") for k in range(5)]  # 14 400 bytes decoded each
-        monkeypatch.setattr(mvface.detect, "HELD_BYTES", 20_000)  # room for one more image
+        monkeypatch.setattr(mvface.detect.run, "HELD_BYTES", 20_000)  # room for one more image
         summary = run_detect(landmarker, files, DetectConfig(out=tmp_path / "o", batch=16))
         assert summary.n_faces == 5 and summary.failed == []
         assert held_when_detecting == [2, 3, 4, 5, 5]  # the image in hand and one read ahead
@@ -375,12 +377,12 @@ class TestOverlaysAndStreams:
     def test_full_disk_while_drawing_keeps_the_results_and_names_the_file(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli
     ) -> None:  # type: ignore[no-untyped-def]
-        import mvface.detect
+        import mvface.detect.overlays
 
         def full(path: Path, data: bytes) -> None:
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-        monkeypatch.setattr(mvface.detect, "atomic_write_bytes", full)
+        monkeypatch.setattr(mvface.detect.overlays, "atomic_write_bytes", full)
         images = [face(tmp_path / n) for n in ("a.png", "b.png")]
         out = tmp_path / "o"
         result = cli(*map(str, images), "--out", str(out), "--draw")

@@ -26,7 +26,9 @@ from mvface.cli._common import (
 )
 from mvface.cli._engine_option import DeviceOption, EngineOption, engine_warnings
 from mvface.cli._model_option import check_model_spec, model_spec
-from mvface.detect import DetectConfig, Inputs, OutputFormat, find_inputs, run_detect
+from mvface.detect.inputs import Inputs, find_inputs
+from mvface.detect.records import DetectConfig, OutputFormat
+from mvface.detect.run import run_detect
 from mvface.models import DEFAULT_MODEL
 
 
