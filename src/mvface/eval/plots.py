@@ -11,20 +11,30 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from mvface.errors import BadInputError
 from mvface.eval.metrics import auc, ced_curve, to_numpy
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from mvface.eval.protocols import ProtocolResult
 
 __all__ = ["plot_ced", "plot_nme_by_yaw"]
 
 
+def _figure() -> Figure:
+    """A new figure; matplotlib is imported here, not with the package (0.5 s of every
+    ``mvface`` start-up, which most commands never need)."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(6.4, 4.8))
+
+
 def _save(fig: Figure, out_path: str | Path, dpi: int) -> Path:
     path = Path(out_path)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     FigureCanvasAgg(fig)  # attaches an Agg canvas to the figure
     fig.savefig(path, dpi=dpi, format="png")
     return path
@@ -60,7 +70,7 @@ def plot_ced(
     if not curves:
         raise BadInputError("curves", "nothing to plot (no methods given)")
     t_auc = float(max_threshold if auc_threshold is None else auc_threshold)
-    fig = Figure(figsize=(6.4, 4.8))
+    fig = _figure()
     ax = fig.add_subplot(1, 1, 1)
     for name, errors in curves.items():
         e = to_numpy(errors).reshape(-1)
@@ -108,7 +118,7 @@ def plot_nme_by_yaw(
             raise BadInputError(name, f"protocol {res.name!r} has no yaw bins")
         bin_names += [b for b in res.nme_bins if b not in bin_names]
     groups = [*bin_names, "balanced"]
-    fig = Figure(figsize=(6.4, 4.8))
+    fig = _figure()
     ax = fig.add_subplot(1, 1, 1)
     pos = np.arange(len(groups), dtype=np.float64)
     width = 0.8 / len(results)
