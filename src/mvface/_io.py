@@ -14,11 +14,13 @@ unusable (missing, a folder, a device, empty, too large, permission denied, I/O 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from mvface.errors import BadInputError
 
@@ -128,3 +130,30 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     them) are written back as their original bytes instead of failing the whole write.
     """
     atomic_write_bytes(path, text.encode("utf-8", errors="surrogateescape"))
+
+
+def json_ready(value: Any) -> Any:
+    """A copy of ``value`` that strict JSON can hold: what every JSON file mvface writes goes
+    through (reports, benchmark results).
+
+    NaN and infinities become ``None`` (strict JSON has no ``NaN`` token); mappings get string
+    keys; tuples and arrays (anything with ``tolist``) become lists and scalars with ``item``
+    (numpy, torch) numbers; paths and any other object become their string.
+
+    >>> json_ready({"a": float("nan"), 1: (2.5, Path("x"))})
+    {'a': None, '1': [2.5, 'x']}
+    """
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_ready(v) for v in value]
+    ndim: Any = getattr(value, "ndim", None)
+    if ndim and hasattr(value, "tolist"):  # numpy / torch arrays (0-d ones are scalars)
+        return json_ready(value.tolist())
+    if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
+        return json_ready(value.item())
+    return str(value)

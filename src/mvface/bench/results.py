@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mvface._io import json_ready
 from mvface.bench.report import markdown_table
 from mvface.errors import BadInputError
 
@@ -68,21 +69,6 @@ def utc_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def _clean(value: Any) -> Any:
-    """JSON-safe copy: NaN/inf -> ``None``, tuples -> lists, paths and others -> ``str``."""
-    if isinstance(value, bool) or value is None or isinstance(value, int | str):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
-        return _clean(value.item())
-    return str(value)
-
-
 @dataclass
 class ResultTable:
     """One measured table of a run.
@@ -113,7 +99,7 @@ class ResultTable:
         return {
             "name": self.name,
             "columns": list(self.columns),
-            "rows": _clean(self.rows),
+            "rows": json_ready(self.rows),
             "digits": dict(self.digits),
             "summary": self.summary,
         }
@@ -178,10 +164,10 @@ class BenchResult:
             "title": self.title,
             "utc": self.utc,
             "command": self.command,
-            "arguments": _clean(self.arguments),
-            "machine": _clean(self.machine),
+            "arguments": json_ready(self.arguments),
+            "machine": json_ready(self.machine),
             "tables": [t.to_dict() for t in self.tables],
-            "goals": _clean(self.goals),
+            "goals": json_ready(self.goals),
             "notes": list(self.notes),
             "source": self.source,
         }

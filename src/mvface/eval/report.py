@@ -26,7 +26,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from mvface._io import atomic_path, atomic_write_bytes
+from mvface._io import atomic_path, atomic_write_bytes, json_ready
 from mvface.errors import BadInputError
 from mvface.eval.metrics import to_numpy
 from mvface.eval.plots import plot_ced
@@ -110,31 +110,6 @@ class EvalReport:
         return out
 
 
-def _json_default(obj: Any) -> Any:
-    """JSON fallback for numpy scalars / arrays and paths (NaN and inf become ``null``)."""
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-        if isinstance(obj, float) and not math.isfinite(obj):
-            return None
-        return obj
-    if isinstance(obj, np.ndarray):
-        return _clean_floats(obj.tolist())
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serializable: {type(obj).__name__}")
-
-
-def _clean_floats(obj: Any) -> Any:
-    """Replace non-finite Python floats by ``None`` recursively (strict JSON has no NaN)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): _clean_floats(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_clean_floats(v) for v in obj]
-    return obj
-
-
 def json_text(obj: Any) -> str:
     """``obj`` as strict JSON text (indented, ending in a newline) for a report file.
 
@@ -142,7 +117,7 @@ def json_text(obj: Any) -> str:
     arrays become numbers and lists, paths become strings; ``allow_nan=False`` guarantees the
     text never holds the ``NaN`` / ``Infinity`` tokens that strict JSON parsers reject.
     """
-    return json.dumps(_clean_floats(obj), indent=2, default=_json_default, allow_nan=False) + "\n"
+    return json.dumps(json_ready(obj), indent=2, allow_nan=False) + "\n"
 
 
 def _per_image_csv(report: EvalReport) -> str:
