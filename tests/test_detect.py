@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from _fakes import BrightBoxDetector
 from _shared import SHARED, requires_shared
 from mvface.api import FaceLandmarker
 from mvface.cli.main import app
@@ -14,22 +15,7 @@ from mvface.data.readers.coco_keypoints import read_coco_face68
 from mvface.detect.inputs import collect_inputs
 from mvface.detect.records import DetectConfig
 from mvface.detect.run import run_detect, smooth_faces
-from mvface.detection import Detections, FaceDetector
 from mvface.models import LandmarkModel, Landmarks, ModelConfig
-from mvface.models.boxes import IDENTITY
-
-
-class _OneFace(FaceDetector):
-    """Finds one face: the bright rectangle drawn by the tests."""
-
-    name = "bright"
-    to_canonical = IDENTITY
-
-    def detect_raw(self, image: np.ndarray) -> Detections:
-        ys, xs = np.nonzero(image[..., 0] > 128)
-        if len(xs) == 0:
-            return Detections(np.zeros((0, 4)), np.zeros(0))
-        return Detections(np.array([[xs.min(), ys.min(), xs.max(), ys.max()]], float), np.ones(1))
 
 
 class _Corners(LandmarkModel):
@@ -54,7 +40,7 @@ def _image(path: Path, box: tuple[int, int, int, int]) -> None:
 
 @pytest.fixture
 def landmarker() -> FaceLandmarker:
-    return FaceLandmarker(_Corners(), _OneFace())
+    return FaceLandmarker(_Corners(), BrightBoxDetector())
 
 
 class TestCollectInputs:
@@ -218,7 +204,7 @@ class TestBatchedDetect:
     def test_same_results_in_input_order_at_any_batch(self, tmp_path: Path, batch: int) -> None:
         files = self._folder(tmp_path)
         model = _CountingCorners()
-        landmarker = FaceLandmarker(model, _OneFace())
+        landmarker = FaceLandmarker(model, BrightBoxDetector())
         seen: list[Path] = []
         summary = run_detect(
             landmarker,
@@ -233,7 +219,7 @@ class TestBatchedDetect:
             ("5_clip.avi", 0), ("5_clip.avi", 1), ("6_img.png", None),
         ]  # fmt: skip
         assert len(summary.failed) == 1 and "4_bad.png" in summary.failed[0]
-        reference = FaceLandmarker(_Corners(), _OneFace())
+        reference = FaceLandmarker(_Corners(), BrightBoxDetector())
         for r in summary.results:
             if r.frame is None:
                 want = reference.detect(cv2.imread(r.source)[..., ::-1].copy())
@@ -246,7 +232,7 @@ class TestBatchedDetect:
     def test_a_face_the_model_refuses_fails_only_its_image(self, tmp_path: Path) -> None:
         for i, box in enumerate([(10, 20, 40, 50), (13, 5, 40, 30), (30, 10, 70, 50)]):
             _image(tmp_path / f"{i}.png", box)
-        landmarker = FaceLandmarker(_CountingCorners(), _OneFace())
+        landmarker = FaceLandmarker(_CountingCorners(), BrightBoxDetector())
         summary = run_detect(landmarker, [tmp_path], DetectConfig(out=tmp_path / "o"))
         assert [Path(r.source).name for r in summary.results] == ["0.png", "2.png"]
         assert summary.failed == [f"{tmp_path / '1.png'}: cannot predict this face"]

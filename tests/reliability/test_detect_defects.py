@@ -22,6 +22,7 @@ from typer.testing import CliRunner, Result
 
 import mvface.cli.detect_cmd
 import mvface.data.image
+from _fakes import BrightBoxDetector
 from mvface.api import FaceLandmarker
 from mvface.cli._common import shown
 from mvface.cli.main import app
@@ -29,25 +30,10 @@ from mvface.data.image import load_image, to_rgb_array
 from mvface.detect.inputs import find_inputs, iter_video_frames
 from mvface.detect.records import DetectConfig
 from mvface.detect.run import run_detect
-from mvface.detection import Detections, FaceDetector
 from mvface.errors import BadInputError
 from mvface.models import LandmarkModel, Landmarks, ModelConfig
-from mvface.models.boxes import IDENTITY
 
 runner = CliRunner()
-
-
-class _BrightBox(FaceDetector):
-    """Finds one face: the bounding box of the bright pixels."""
-
-    name = "bright"
-    to_canonical = IDENTITY
-
-    def detect_raw(self, image: np.ndarray) -> Detections:
-        ys, xs = np.nonzero(image[..., 0] > 128)
-        if len(xs) == 0:
-            return Detections(np.zeros((0, 4)), np.zeros(0))
-        return Detections(np.array([[xs.min(), ys.min(), xs.max(), ys.max()]], float), np.ones(1))
 
 
 class _Diagonal3D(LandmarkModel):
@@ -66,7 +52,7 @@ class _Diagonal3D(LandmarkModel):
 
 @pytest.fixture
 def landmarker() -> FaceLandmarker:
-    return FaceLandmarker(_Diagonal3D(), _BrightBox())
+    return FaceLandmarker(_Diagonal3D(), BrightBoxDetector())
 
 
 @pytest.fixture
