@@ -17,9 +17,9 @@ folder are listed in ``overlays/.mvface-overlays.txt`` and removed before new on
 no other file there is touched.
 
 The modules, in the order a run uses them: :mod:`mvface.detect.inputs` (paths to files, video
-frames), :mod:`mvface.detect.run` (:func:`~mvface.detect.run.run_detect`, also importable from here: decoding, detection,
-batched landmarks), :mod:`mvface.detect.records` (options and results),
-:mod:`mvface.detect.writers` (the results file) and :mod:`mvface.detect.overlays`.
+frames), :mod:`mvface.detect.run` (:func:`~mvface.detect.run.run_detect`, also importable from
+here: decoding, detection, batched landmarks), :mod:`mvface.detect.records` (options and
+results), :mod:`mvface.detect.writers` (the results file) and :mod:`mvface.detect.overlays`.
 """
 
 from mvface.detect.records import DetectConfig, DetectSummary, FrameResult
