@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -138,8 +139,6 @@ def export_onnx(
     """
     tm = trainable(model)
     tm.require_trained("be exported")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     size = tm.config.input_size
     net = onnx_ready(tm.net).eval()
     owner: object = net
@@ -148,22 +147,7 @@ def export_onnx(
         owner.net = net
     graph = _MethodGraph(owner, method, net)
     example = torch.zeros(2, 3, size, size, device=tm.device)
-    axes = {name: {0: "batch"} for name in ("crops", *outputs)}
-    with atomic_path(path) as tmp, warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # tracer warnings and the exporter's deprecation
-        torch.onnx.export(
-            graph,
-            (example,),
-            str(tmp),
-            input_names=["crops"],
-            output_names=list(outputs),
-            dynamic_axes=axes,
-            opset_version=opset,
-            dynamo=False,
-        )
-        fold_pads_into_convs(tmp)
-        _add_metadata(tmp, tm)
-    return path
+    return _write_graph(graph, example, path, outputs, opset, lambda tmp: _add_metadata(tmp, tm))
 
 
 def export_module(
@@ -179,12 +163,25 @@ def export_module(
     The same graph as :func:`export_onnx` (dynamic batch, :func:`onnx_ready`'s rewrite, pads
     folded) for a network that is not a landmark model's (a face detector's).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     ready = onnx_ready(net).eval()
     graph = _MethodGraph(ready, method, ready)
     device = next(iter(net.parameters()), torch.zeros(0)).device
     example = torch.zeros(2, 3, input_size, input_size, device=device)
+    return _write_graph(graph, example, path, outputs, opset)
+
+
+def _write_graph(
+    graph: nn.Module,
+    example: torch.Tensor,
+    path: str | Path,
+    outputs: tuple[str, ...],
+    opset: int,
+    finish: Callable[[Path], None] | None = None,
+) -> Path:
+    """Trace ``graph`` on ``example`` into ``path`` atomically: input ``crops`` and ``outputs``
+    with a dynamic batch, pads folded into convolutions, then ``finish(tmp)`` (metadata)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     axes = {name: {0: "batch"} for name in ("crops", *outputs)}
     with atomic_path(path) as tmp, warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer warnings and the exporter's deprecation
@@ -199,6 +196,8 @@ def export_module(
             dynamo=False,
         )
         fold_pads_into_convs(tmp)
+        if finish is not None:
+            finish(tmp)
     return path
 
 
