@@ -22,6 +22,7 @@ names, as timm's ``register_model_deprecations`` does:
 from __future__ import annotations
 
 import fnmatch
+import importlib
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Generic, TypeVar, overload
@@ -176,3 +177,23 @@ class Registry(Generic[T]):
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, {self.list()})"
+
+
+def moved_attributes(old_module: str, moved: Mapping[str, str]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` for names that moved: ``moved`` maps each name to its new
+    module, imported when the name is first used (so the old module adds no import cycle), with
+    a :class:`DeprecationWarning` naming the new place.
+
+    Usage, in the old module: ``__getattr__ = moved_attributes(__name__, {"f": "pkg.new"})``.
+    """
+
+    def resolve(name: str) -> Any:
+        module = moved.get(name)
+        if module is None:
+            raise AttributeError(f"module {old_module!r} has no attribute {name!r}")
+        warnings.warn(
+            f"{old_module}.{name} moved to {module}.{name}", DeprecationWarning, stacklevel=2
+        )
+        return getattr(importlib.import_module(module), name)
+
+    return resolve

@@ -7,9 +7,7 @@ lazily so this module adds no import cycle.
 
 from __future__ import annotations
 
-import importlib
-import warnings
-from typing import Any
+from mvface._registry import moved_attributes
 
 _NET = "mvface.detection.blazeface_net"
 _DECODE = "mvface.detection.blazeface_decode"
@@ -40,13 +38,4 @@ _MOVED: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _MOVED.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    warnings.warn(
-        f"mvface.models.blazeface.{name} moved to {module}.{name}",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return getattr(importlib.import_module(module), name)
+__getattr__ = moved_attributes(__name__, _MOVED)

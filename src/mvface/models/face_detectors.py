@@ -6,9 +6,7 @@ adds no import cycle.
 
 from __future__ import annotations
 
-import importlib
-import warnings
-from typing import Any
+from mvface._registry import moved_attributes
 
 _MOVED: dict[str, str] = {
     "Detections": "mvface.detection.core",
@@ -23,13 +21,4 @@ _MOVED: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _MOVED.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    warnings.warn(
-        f"mvface.models.face_detectors.{name} moved to {module}.{name}",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return getattr(importlib.import_module(module), name)
+__getattr__ = moved_attributes(__name__, _MOVED)
