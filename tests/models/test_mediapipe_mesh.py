@@ -41,7 +41,6 @@ from mvface.models.mediapipe_mesh import (
     build_facemesh,
     head_kernel,
     interpolation_matrix,
-    load_facemesh,
     resize_facemesh,
 )
 
@@ -195,21 +194,6 @@ def _upright_crop(
     M = np.hstack([A, (A @ np.full(2, 0.5) + b - 0.5)[:, None]])
     crop = cv2.warpAffine(image, M, (size, size), flags=cv2.INTER_LINEAR)
     return crop, points @ A.T + b
-
-
-@pytest.fixture(scope="module")
-def facemesh() -> FaceMeshNet:
-    if not DEFAULT_WEIGHTS_PATH.is_file():
-        pytest.skip(f"{DEFAULT_WEIGHTS_PATH} absent")
-    return load_facemesh()
-
-
-@pytest.fixture(scope="module")
-def tflite_path() -> Path:
-    path = find_mediapipe_tflite()
-    if path is None:
-        pytest.skip("face_landmark.tflite not found (set MVFACE_FACEMESH_TFLITE)")
-    return path
 
 
 # --------------------------------------------------------------------------------------------

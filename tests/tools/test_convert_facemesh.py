@@ -14,7 +14,7 @@ import torch
 
 from _scripts import load_tool
 from mvface.errors import BadInputError
-from mvface.models.mediapipe_mesh import DEFAULT_WEIGHTS_PATH, FaceMeshNet, load_facemesh
+from mvface.models.mediapipe_mesh import FaceMeshNet, load_facemesh
 
 _convert = load_tool("convert_facemesh")
 TFLITE_ENV_VAR = _convert.TFLITE_ENV_VAR
@@ -22,21 +22,6 @@ convert_tflite = _convert.convert_tflite
 convert_to_safetensors = _convert.convert_to_safetensors
 find_mediapipe_tflite = _convert.find_mediapipe_tflite
 load_facemesh_tflite = _convert.load_facemesh_tflite
-
-
-@pytest.fixture(scope="module")
-def facemesh() -> FaceMeshNet:
-    if not DEFAULT_WEIGHTS_PATH.is_file():
-        pytest.skip(f"{DEFAULT_WEIGHTS_PATH} absent")
-    return load_facemesh()
-
-
-@pytest.fixture(scope="module")
-def tflite_path() -> Path:
-    path = find_mediapipe_tflite()
-    if path is None:
-        pytest.skip("face_landmark.tflite not found (set MVFACE_FACEMESH_TFLITE)")
-    return path
 
 
 class TestLayerNames:
