@@ -6,6 +6,7 @@ import numpy as np
 
 from mvface.detection import Detections, FaceDetector
 from mvface.models.boxes import IDENTITY
+from mvface.models.mediapipe_68 import MESH_OUTER_EYE_CORNERS
 
 
 class BrightBoxDetector(FaceDetector):
@@ -19,3 +20,13 @@ class BrightBoxDetector(FaceDetector):
         if len(xs) == 0:
             return Detections(np.zeros((0, 4)), np.zeros(0))
         return Detections(np.array([[xs.min(), ys.min(), xs.max(), ys.max()]], float), np.ones(1))
+
+
+def synthetic_mesh(n: int, seed: int = 0) -> np.ndarray:
+    """(n, 468, 3) random face-mesh 'meshes' (pixels) with the outer eye corners placed left and
+    right."""
+    rng = np.random.default_rng(seed)
+    mesh = rng.uniform(-40, 40, (n, 468, 3))
+    mesh[:, MESH_OUTER_EYE_CORNERS[0], :2] = [-30, -10]
+    mesh[:, MESH_OUTER_EYE_CORNERS[1], :2] = [30, -10]
+    return mesh

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from _fakes import synthetic_mesh
 from _shared import SHARED, requires_shared
 from mvface.data.image import load_image
 from mvface.data.readers.pts import read_pts
@@ -77,15 +78,6 @@ def _batch_and_loop(
     return batch, [model.predict(img, box[None]) for img, box in zip(images, boxes, strict=True)]
 
 
-def _synthetic_mesh(n: int, seed: int = 0) -> np.ndarray:
-    """(n, 468, 3) random 'meshes' with the outer eye corners placed left and right."""
-    rng = np.random.default_rng(seed)
-    mesh = rng.uniform(-40, 40, (n, 468, 3))
-    mesh[:, MESH_OUTER_EYE_CORNERS[0], :2] = [-30, -10]
-    mesh[:, MESH_OUTER_EYE_CORNERS[1], :2] = [30, -10]
-    return mesh
-
-
 # --------------------------------------------------------------------------------------------
 # Pieces without weights
 # --------------------------------------------------------------------------------------------
@@ -119,7 +111,7 @@ class TestMeshTo68Head:
 class TestEyeAnglesAndRecrop:
     @pytest.mark.parametrize("degrees", [-40.0, 0.0, 25.0])
     def test_recrop_levels_the_eyes(self, degrees: float) -> None:
-        mesh = _synthetic_mesh(1)
+        mesh = synthetic_mesh(1)
         a = np.deg2rad(degrees)
         # tilt counter-clockwise on screen (y down): x' = x cos + y sin, y' = -x sin + y cos
         rot = np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]])

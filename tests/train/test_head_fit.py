@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from _fakes import synthetic_mesh
 from _shared import SHARED, requires_shared
 from mvface.data.scheme import FLIP_PERMUTATION
 from mvface.models._weights import load_weights
@@ -16,7 +17,6 @@ from mvface.models.mediapipe_68 import (
     FACE_OVAL,
     IBUG_JAW,
     LICENCE,
-    MESH_OUTER_EYE_CORNERS,
     load_head,
 )
 from mvface.models.mediapipe_mesh import DEFAULT_WEIGHTS_PATH
@@ -28,15 +28,6 @@ needs_weights = pytest.mark.skipif(
     not (DEFAULT_WEIGHTS_PATH.is_file() and DEFAULT_HEAD_PATH.is_file()),
     reason=f"weights absent: {DEFAULT_WEIGHTS_PATH} / {DEFAULT_HEAD_PATH}",
 )
-
-
-def _synthetic_mesh(n: int, seed: int = 0) -> np.ndarray:
-    """(n, 468, 3) random 'meshes' with the outer eye corners placed left and right."""
-    rng = np.random.default_rng(seed)
-    mesh = rng.uniform(-40, 40, (n, 468, 3))
-    mesh[:, MESH_OUTER_EYE_CORNERS[0], :2] = [-30, -10]
-    mesh[:, MESH_OUTER_EYE_CORNERS[1], :2] = [30, -10]
-    return mesh
 
 
 class TestMirrorFace:
@@ -54,7 +45,7 @@ class TestMirrorFace:
 class TestFitConvexHead:
     def test_recovers_a_convex_map(self) -> None:
         rng = np.random.default_rng(1)
-        mesh = _synthetic_mesh(60, seed=2)
+        mesh = synthetic_mesh(60, seed=2)
         truth = np.zeros((68, 468))
         for k in range(68):
             pool = np.asarray(FACE_OVAL) if k in IBUG_JAW else np.arange(468)
