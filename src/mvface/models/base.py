@@ -165,8 +165,8 @@ def average_with_mirrored(plain: Landmarks, mirrored: Landmarks, widths: np.ndar
 
     The mirrored pass's points are relabelled (:data:`~mvface.data.scheme.FLIP_PERMUTATION`:
     its "left eye" is the subject's right eye) and moved back with ``x → W - 1 - x``; ``z``
-    is unchanged; the pose's yaw and roll change sign. Visibility and the other extras are the
-    plain pass's.
+    is unchanged. Visibility and the other extras are the plain pass's; the pose is left to
+    the caller, which fits it to the averaged points (:meth:`LandmarkModel.predict_crops`).
 
     Args:
         plain: predictions on the images, ``points`` ``(N, 68, 2|3)`` pixels.
@@ -174,12 +174,8 @@ def average_with_mirrored(plain: Landmarks, mirrored: Landmarks, widths: np.ndar
         widths: ``(N,)`` image widths in pixels.
     """
     back = mirror_points(mirrored.points, widths)
-    pose = plain.pose
-    if pose is not None and mirrored.pose is not None:
-        pose = (pose + np.asarray(mirrored.pose) * np.array([1.0, -1.0, -1.0])) / 2
     return Landmarks(
         points=(plain.points + back) / 2,
         visibility=plain.visibility,
-        pose=pose,
         extras=plain.extras,
     )
