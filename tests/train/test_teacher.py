@@ -169,6 +169,21 @@ class TestDistillationTerm:
         # the teacher is neither a submodule (optimizer, checkpoints) nor in the state dict
         assert not any(k.startswith("teacher") for k in module.state_dict())
 
+    def test_real_crops_only(self, make_config: Callable[..., TrainConfig]) -> None:
+        """``teacher.synthetic=false``: the term covers the real crops and no synthetic one,
+        the rest of the loss is unchanged."""
+        cfg = make_config("teacher.weight=2.0", "teacher.synthetic=false")
+        plain, batch = module_and_batch(cfg)
+        teacher = BrightSpot(48)
+        module = LandmarkTrainingModule(plain.model, cfg, teacher)
+        losses = module.compute_losses(batch)
+        real = batch["real_crops"]
+        points = plain.model.forward_points(plain.adapter.normalize(real))
+        expected = landmark_l1(points, module.teacher_points(real), 64.0)
+        torch.testing.assert_close(losses["distill"], expected)
+        rest = losses["loss"] - 2.0 * losses["distill"]
+        torch.testing.assert_close(rest, plain.compute_losses(batch)["loss"], rtol=1e-5, atol=1e-6)
+
 
 class TestConfig:
     def test_section_from_overrides_and_yaml(self, tmp_path: Path) -> None:

@@ -8,9 +8,9 @@ crop pixels divided by the input size (point weights ``loss.real_jaw_weight`` on
 mapped to view pixels by the :class:`~mvface.plugin.adapter.DetectorAdapter`. Real and synthetic
 crops go through the network in one forward pass.
 
-With a teacher (``teacher`` section), every crop of the step (real and synthetic) also gets an
-L1 term towards the frozen teacher's points on the same crop, resized to the teacher's input
-size (:meth:`LandmarkTrainingModule.teacher_points`).
+With a teacher (``teacher`` section), every crop of the step (real and synthetic, or the real
+ones only: ``teacher.synthetic``) also gets an L1 term towards the frozen teacher's points on the
+same crop, resized to the teacher's input size (:meth:`LandmarkTrainingModule.teacher_points`).
 
 Validation runs the library's evaluation (:func:`mvface.eval.runner.evaluate`) on the
 validation benchmark (``val/nme_mean`` and, with yaw bins, ``val/nme_balanced``) and, given
@@ -226,10 +226,13 @@ class LandmarkTrainingModule(pl.LightningModule):
         crops = torch.cat(parts)
         points = self.model.forward_points(self.adapter.normalize(crops))
         out: dict[str, torch.Tensor] = {}
-        n_real = len(batch["real_crops"]) if "real_crops" in batch else 0
         total = points.new_zeros(())
-        if self.teachers is not None:
-            distill = landmark_l1(points.float(), self.teacher_points(crops), float(self.spec.size))
+        n_real = len(batch["real_crops"]) if "real_crops" in batch else 0
+        taught = len(crops) if self.config.teacher.synthetic else n_real
+        if self.teachers is not None and taught:
+            distill = landmark_l1(
+                points[:taught].float(), self.teacher_points(crops[:taught]), float(self.spec.size)
+            )
             out["distill"] = distill
             total = total + self.config.teacher.weight * distill
         if n_real:

@@ -60,6 +60,10 @@ class TeacherSection:
             point with the first (:class:`~mvface.train.teachers.TeacherEnsemble`).
         shares: share of each teacher in the fused target, the first teacher's first; empty
             = equal shares.
+        synthetic: whether synthetic crops get the term too; ``False`` teaches on the real
+            crops only (for a set whose labels are the teacher's already, fused across views
+            by ``mvface synth relabel``: its per-view points would only add each view's error,
+            and the teacher's cost per step falls with the crops it sees).
     """
 
     name: str | None = None
@@ -68,6 +72,7 @@ class TeacherSection:
     weight: float = 1.0
     extra: list[str] = field(default_factory=list)
     shares: list[float] = field(default_factory=list)
+    synthetic: bool = True
 
 
 @dataclass
