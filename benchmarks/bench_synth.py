@@ -41,9 +41,11 @@ Two measurements, both on this machine in the same run:
    i.e. how far the view turned away from the photographed pose); with the paper rig (yaw
    within +-45 deg) only this one can reach the 60-90 bin.
 
-Both measurements run once per ``--fill`` of the mesh backend (``both``, the default: ``none``,
-the texture before the unseen side was filled, then ``mirror``), on the same faces, cameras and
-machine in one run, so old and new compare directly.
+Both measurements run once per head variant, on the same faces, cameras and machine in one
+run, so old and new compare directly: per ``--backend`` (``both``, the default: ``mesh``, the
+egg, then ``head``, the whole head of :mod:`mvface.synth.whole_head`) and, for ``mesh``, per
+``--fill`` (``both``, the default: ``none``, the texture before the unseen side was filled, then
+``mirror``); ``head`` runs with the last of the fills.
 
 Usage::
 
@@ -92,6 +94,7 @@ def speed_child(args: argparse.Namespace) -> None:
         limit=args.speed_identities,
         workers=args.child_workers,
         fill=args.child_fill,
+        backend=args.child_backend,
     )
     start = time.perf_counter()
     summary = run_synth(cfg, lambda event: times.append(time.perf_counter() - start))
@@ -112,8 +115,8 @@ def speed_child(args: argparse.Namespace) -> None:
     )
 
 
-def run_speed(args: argparse.Namespace, workers: int, fill: str) -> dict[str, Any]:
-    """Run :func:`speed_child` in a subprocess with ``workers`` workers and ``fill``."""
+def run_speed(args: argparse.Namespace, workers: int, backend: str, fill: str) -> dict[str, Any]:
+    """Run :func:`speed_child` in a subprocess (``workers``, ``backend``, ``fill``)."""
     with tempfile.TemporaryDirectory(prefix="bench_synth_") as tmp:
         child = [
             sys.executable,
@@ -133,11 +136,14 @@ def run_speed(args: argparse.Namespace, workers: int, fill: str) -> dict[str, An
             str(args.speed_identities),
             "--child-fill",
             fill,
+            "--child-backend",
+            backend,
         ]
         run = subprocess.run(child, check=True, capture_output=True, text=True)
     out = json.loads(run.stdout.strip().splitlines()[-1])
     done = max(out["done"], 1)
     out["workers"] = workers
+    out["backend"] = backend
     out["fill"] = fill
     out["s_per_identity"] = out["seconds"] / done
     out["views_per_s"] = out["done"] * args.views / out["seconds"]
@@ -200,9 +206,9 @@ def aflw_frontal_sources(args: argparse.Namespace, folder: Path) -> Path:
 
 
 def synth_realism_set(
-    args: argparse.Namespace, source: Path, out: Path, fill: str
+    args: argparse.Namespace, source: Path, out: Path, backend: str, fill: str
 ) -> dict[str, Any]:
-    """Synthesize the realism identities (paper rig) of ``source`` into ``out``."""
+    """Synthesize the realism identities (``--realism-rig``) of ``source`` into ``out``."""
     from mvface.synth.config import SynthConfig
     from mvface.synth.pipeline import run_synth
 
@@ -217,6 +223,7 @@ def synth_realism_set(
         max_yaw_deg=args.realism_max_yaw,
         seed=1,
         fill=fill,  # type: ignore[arg-type]  # one of argparse's choices
+        backend=backend,
     )
     summary = run_synth(cfg)
     return {"done": summary.done, "skipped": summary.skipped, "failed": summary.failed}
@@ -336,6 +343,7 @@ def score_sources(args: argparse.Namespace, model: Any, synth_root: Path) -> dic
 
 
 SPEED_COLUMNS = [
+    "backend",
     "fill",
     "workers",
     "identities",
@@ -348,8 +356,8 @@ SPEED_COLUMNS = [
     "peak RSS per worker (GiB; goal <= 1.5 GB)",
     "job process peak (GiB)",
 ]
-SPEED_DIGITS = {SPEED_COLUMNS[3]: 1, SPEED_COLUMNS[4]: 1, SPEED_COLUMNS[6]: 0}
-SPEED_DIGITS[SPEED_COLUMNS[8]] = 0
+SPEED_DIGITS = {SPEED_COLUMNS[4]: 1, SPEED_COLUMNS[5]: 1, SPEED_COLUMNS[7]: 0}
+SPEED_DIGITS[SPEED_COLUMNS[9]] = 0
 REALISM_COLUMNS = [
     "yaw bin",
     "synthetic views",
@@ -395,6 +403,13 @@ def main() -> None:
         choices=("both", "mirror", "none"),
         help="the mesh backend's fill of the unseen side; both: none (old) then mirror",
     )
+    parser.add_argument(
+        "--backend",
+        default="both",
+        choices=("both", "mesh", "head"),
+        help="head backend; both: mesh (the egg, every --fill) then head (the whole head, the "
+        "last --fill)",
+    )
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-realism", action="store_true")
     parser.add_argument(
@@ -404,6 +419,7 @@ def main() -> None:
     parser.add_argument("--child-workers", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--child-out", default="", help=argparse.SUPPRESS)
     parser.add_argument("--child-fill", default="mirror", help=argparse.SUPPRESS)
+    parser.add_argument("--child-backend", default="mesh", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_speed:
         speed_child(args)
@@ -418,9 +434,13 @@ def main() -> None:
     tables: list[ResultTable] = []
     notes: list[str] = []
     fills = ["none", "mirror"] if args.fill == "both" else [args.fill]
+    variants = [("mesh", fill) for fill in fills] if args.backend in ("both", "mesh") else []
+    if args.backend in ("both", "head"):
+        variants.append(("head", fills[-1]))
+    last = f"{variants[-1][0]} {variants[-1][1]}"
 
     if not args.skip_speed:
-        rows = [run_speed(args, w, fill) for fill in fills for w in (1, 2)]
+        rows = [run_speed(args, w, backend, fill) for backend, fill in variants for w in (1, 2)]
         print(
             f"\nspeed: {args.views} views at {args.size} px per identity, first "
             f"{args.speed_identities} faces of {args.source}, end to end (run_synth)"
@@ -438,7 +458,8 @@ def main() -> None:
             if r["skipped"] or r["failed"]:
                 print(f"  workers={r['workers']}: skipped {r['skipped']} failed {r['failed']}")
             print(
-                f"  fill={r['fill']} workers={r['workers']}: {r['done']} identities in "
+                f"  backend={r['backend']} fill={r['fill']} workers={r['workers']}: "
+                f"{r['done']} identities in "
                 f"{r['seconds']:.1f} s: "
                 f"{r['s_per_identity']:.2f} s/identity (goal <= 4), {r['views_per_s']:.0f} views/s "
                 f"(goal >= 128); first identity done at {r['first_identity_s']:.1f} s, after "
@@ -449,6 +470,7 @@ def main() -> None:
             )
             speed.rows.append(
                 [
+                    r["backend"],
                     r["fill"],
                     r["workers"],
                     r["done"],
@@ -469,7 +491,7 @@ def main() -> None:
             f"{fmt(steady, '.2f')} after start-up"
         )
         notes.append(
-            f"views/s ratio 2 workers / 1 worker (fill {fills[-1]}): {ratio:.2f} end to end, "
+            f"views/s ratio 2 workers / 1 worker ({last}): {ratio:.2f} end to end, "
             f"{fmt(steady, '.2f')} after start-up"
         )
 
@@ -482,16 +504,13 @@ def main() -> None:
             source = Path(args.source)
             if args.realism_source == "aflw":
                 source = aflw_frontal_sources(args, Path(tmp) / "aflw_frontal")
-            for fill in fills:
+            for backend, fill in variants:
+                out = Path(tmp) / f"out-{backend}-{fill}"
                 t0 = time.perf_counter()
-                made = synth_realism_set(args, source, Path(tmp) / f"out-{fill}", fill)
+                made = synth_realism_set(args, source, out, backend, fill)
                 t_synth = time.perf_counter() - t0
-                runs[fill] = (
-                    made,
-                    t_synth,
-                    score_synthetic(model, Path(tmp) / f"out-{fill}", args.size),
-                )
-            control = score_sources(args, model, Path(tmp) / f"out-{fills[-1]}")
+                runs[f"{backend} {fill}"] = (made, t_synth, score_synthetic(model, out, args.size))
+            control = score_sources(args, model, out)
         real = score_real(args, model, name, weights).result
         rig_words = (
             "paper-rig"
@@ -503,16 +522,19 @@ def main() -> None:
             if args.realism_source == "aflw"
             else "AFW (300-W labels)"
         )
-        for fill, (made, t_synth, syn) in runs.items():
+        for variant, (made, t_synth, syn) in runs.items():
+            backend, fill = variant.split()
             print(
-                f"\nrealism, fill {fill}: detector {name} on {len(made['done'])} identities x "
+                f"\nrealism, backend {backend}, fill {fill}: detector {name} on "
+                f"{len(made['done'])} identities x "
                 f"{args.realism_views} {rig_words} views at {args.size} px (synthesized in "
                 f"{t_synth:.0f} s); {syn['scored']} of {syn['views']} views scored "
                 f"({syn['hidden']} hidden, {syn['outside']} with landmarks outside the view); "
                 f"real: first {real.n} AFLW2000-3D dev faces, gt crop"
             )
             realism = (
-                f"**Realism, fill `{fill}`**: detector `{name}` (box = `landmark_box` of the "
+                f"**Realism, backend `{backend}`, fill `{fill}`**: detector `{name}` (box = "
+                "`landmark_box` of the "
                 "ground truth on both sides), NME % (AFLW2000-3D normalizer sqrt(w*h) of the "
                 "gt box). Synthetic: "
                 f"{len(made['done'])} {source_words} identities x {args.realism_views} {rig_words} "
@@ -536,7 +558,7 @@ def main() -> None:
                     REALISM_COLUMNS,
                     [],
                     REALISM_DIGITS,
-                    summary=key == "face" and fill == fills[-1],
+                    summary=key == "face" and variant == last,
                 )
                 tables.append(table)
                 for bin_name, _, _ in YAW_BINS:

@@ -61,8 +61,10 @@ def register_backend(
 def _ensure_builtin_backends() -> None:
     # imported on first use: the mesh backend pulls in the renderer and the face mesh network
     from mvface.synth.mesh_head import mesh_backend
+    from mvface.synth.whole_head import whole_head_backend
 
     _BACKENDS.register("mesh", mesh_backend)
+    _BACKENDS.register("head", whole_head_backend)
 
 
 def list_backends() -> list[str]:

@@ -17,7 +17,13 @@ from scipy.spatial import Delaunay, cKDTree
 from mvface.errors import BadInputError
 from mvface.synth.face_mesh import MP_CHEEKS, MP_CHIN, MP_FOREHEAD
 
-__all__ = ["HeadProxy", "fit_head_proxy", "grid_mirror_partners", "proxy_surface"]
+__all__ = [
+    "HeadProxy",
+    "fit_head_proxy",
+    "grid_mirror_partners",
+    "proxy_surface",
+    "pull_onto_face",
+]
 
 
 @dataclass(frozen=True)
@@ -98,12 +104,18 @@ def fit_head_proxy(face: np.ndarray) -> HeadProxy:
     return HeadProxy(center=center, a=a, b=float(b), front=front, back=float(back))
 
 
-def _sphere_grid(n_lat: int, n_lon: int) -> tuple[np.ndarray, np.ndarray]:
+def _sphere_grid(
+    n_lat: int, n_lon: int, theta: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Unit-sphere vertices ``(2 + (n_lat − 1)·n_lon, 3)`` and faces of a lat-long grid.
 
-    Latitude rings run from +y (top) to −y; longitude 0 is +z (the face side).
+    Latitude rings run from +y (top) to −y; longitude 0 is +z (the face side). ``theta``:
+    the ``n_lat − 1`` ring polar angles (radians from +y, increasing; default: evenly spaced).
     """
-    theta = np.linspace(0, math.pi, n_lat + 1)[1:-1]
+    if theta is None:
+        theta = np.linspace(0, math.pi, n_lat + 1)[1:-1]
+    if len(theta) != n_lat - 1:
+        raise ValueError(f"theta must hold n_lat - 1 = {n_lat - 1} angles, got {len(theta)}")
     phi = np.linspace(0, 2 * math.pi, n_lon, endpoint=False)
     T, P = np.meshgrid(theta, phi, indexing="ij")
     ring = np.stack([np.sin(T) * np.sin(P), np.cos(T), np.sin(T) * np.cos(P)], -1).reshape(-1, 3)
@@ -187,7 +199,31 @@ def proxy_surface(
         ``(N, 3)`` world vertices and ``(F, 3)`` faces.
     """
     dirs, faces = _sphere_grid(n_lat, n_lon)
-    q_face = proxy.normalize(face)
+    rho = pull_onto_face(dirs, proxy.normalize(face), face_faces, blend, recess)
+    return proxy.denormalize(dirs * rho[:, None]), faces
+
+
+def pull_onto_face(
+    dirs: np.ndarray,
+    q_face: np.ndarray,
+    face_faces: np.ndarray,
+    blend: float = 0.18,
+    recess: float = 0.06,
+) -> np.ndarray:
+    """Radii of a closed surface's grid directions pulled onto the face (see
+    :func:`proxy_surface`), in a normalized space where the plain surface is the unit sphere.
+
+    Args:
+        dirs: ``(N, 3)`` unit directions of the grid (+z: the face side).
+        q_face: ``(M, 3)`` face mesh vertices in the normalized space.
+        face_faces: ``(F, 3)`` triangles of the face mesh.
+        blend: width of the fade from the face's outline to the plain surface (stereographic
+            units).
+        recess: how far the surface stays behind the face inside its outline (normalized).
+
+    Returns:
+        ``(N,)`` radii ``ρ`` (1 on the plain surface).
+    """
     rho_face = np.linalg.norm(q_face, axis=1)
     s_face = _stereographic(q_face / rho_face[:, None])
     s_grid = _stereographic(dirs)
@@ -212,7 +248,7 @@ def proxy_surface(
     rho[outside] = 1.0 + offset[outside] * np.exp(-((dist[outside] / blend) ** 2))
     ramp = np.clip(dist[inside] / (0.5 * blend), 0.0, 1.0)
     rho[inside] = rho_inside[inside] - recess * ramp
-    return proxy.denormalize(dirs * rho[:, None]), faces
+    return rho
 
 
 def grid_mirror_partners(n_lat: int, n_lon: int) -> np.ndarray:

@@ -140,6 +140,35 @@ def align_crop(
 # -- step 3: one identity --------------------------------------------------------------------
 
 
+def clamp_behind(
+    points: torch.Tensor, surface: np.ndarray, camera: torch.Tensor, limit: float
+) -> torch.Tensor:
+    """Points lifted more than ``limit`` (world units, camera depth) behind their surface
+    landmark are moved along their ray to the surface landmark's depth (same pixel).
+
+    A landmark annotated a few pixels off the face mesh (the chin's underside, the jaw beside
+    the ear) lifts onto whatever lies behind it there; for a head with a neck and a skull that is
+    the neck or the side of the head, far behind the jaw the landmark marks.
+
+    Args:
+        points: ``(N, 3)`` lifted world points.
+        surface: ``(N, 3)`` the head's surface landmarks (world).
+        camera: ``(25,)`` EG3D label of the view they were lifted in.
+        limit: how far behind the surface point a lifted point may lie.
+
+    Returns:
+        ``(N, 3)`` float64 world points.
+    """
+    c2w = np.asarray(camera, np.float64).reshape(-1)[:16].reshape(4, 4)
+    center, axis = c2w[:3, 3], c2w[:3, 2]
+    X = points.double().numpy()
+    z = (X - center) @ axis
+    z_surface = (np.asarray(surface, np.float64) - center) @ axis
+    far = z > z_surface + limit
+    scale = np.where(far, (z_surface + limit) / np.maximum(z, 1e-9), 1.0)
+    return torch.from_numpy(center + (X - center) * scale[:, None])
+
+
 def source_landmarks3d(
     head: Head,
     landmarks: np.ndarray,
@@ -170,6 +199,9 @@ def source_landmarks3d(
         raise BadInputError(head.backend, "backend has no surface landmarks (use jaw_from=depth)")
     missing = ~np.isfinite(depth_at_landmarks(landmarks, depth))
     lm3d = lift_landmarks(landmarks, depth, camera, fallback=surface)
+    limit = getattr(head, "max_lift_behind", None)
+    if limit is not None and surface is not None:
+        lm3d = clamp_behind(lm3d, surface, camera, float(limit))
     from_surface = set(np.flatnonzero(missing).tolist())
     if jaw_from == "surface" and surface is not None:
         jaw = list(GROUPS["jaw"])
@@ -209,8 +241,8 @@ def observed_landmarks(
 
 
 def make_backend(cfg: SynthConfig) -> HeadBackend:
-    """The job's head backend (the mesh backend gets ``cfg.fill``)."""
-    if cfg.backend == "mesh":
+    """The job's head backend (the mesh and whole-head backends get ``cfg.fill``)."""
+    if cfg.backend in ("mesh", "head"):
         return create_backend(cfg.backend, fill=cfg.fill)
     return create_backend(cfg.backend)
 

@@ -93,7 +93,26 @@ from mvface.synth.mesh_texture import (
 from mvface.synth.render_types import MeshRenderer, PreparedScene, TexturedMesh, labels_to_cameras
 from mvface.synth.renderer import create_renderer
 
-__all__ = ["MeshHead", "MeshHeadBackend"]
+__all__ = ["HeadShell", "MeshHead", "MeshHeadBackend"]
+
+
+@dataclass(frozen=True)
+class HeadShell:
+    """The closed surface a backend puts behind the face mesh, in the face's own frame.
+
+    Attributes:
+        vertices: ``(N, 3)`` vertices (face frame, world units).
+        faces: ``(F, 3)`` triangles, counter-clockwise seen from outside.
+        partners: ``(N,)`` index of each vertex's mirror partner across the sagittal plane.
+        chart: ``(N, 2)`` optional per-vertex coordinates a painter may use (``None``).
+        part: ``(N,)`` optional int labels of the parts (backend-defined; ``None``).
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    partners: np.ndarray
+    chart: np.ndarray | None = None
+    part: np.ndarray | None = None
 
 
 @dataclass(eq=False)
@@ -117,6 +136,9 @@ class MeshHead:
         landmark_weights: ``(68, 468)`` weights mapping the face mesh's vertices to iBUG points
             (the ``mediapipe-68`` head), or ``None``: :meth:`surface_landmarks` is then
             ``None``.
+        max_lift_behind: landmarks of the source view lifted more than this (world units)
+            behind their surface landmark are moved to it along their ray
+            (:func:`~mvface.synth.identity.clamp_behind`); ``None``: never.
     """
 
     source_camera: torch.Tensor
@@ -131,6 +153,7 @@ class MeshHead:
     renderer: MeshRenderer
     backend: str = "mesh"
     landmark_weights: np.ndarray | None = None
+    max_lift_behind: float | None = None
     _scene: PreparedScene | None = field(default=None, repr=False)
 
     def surface_landmarks(self) -> np.ndarray | None:
@@ -217,6 +240,8 @@ class MeshHeadBackend:
     """
 
     name = "mesh"
+    #: see :attr:`MeshHead.max_lift_behind` (the egg: never)
+    max_lift_behind: float | None = None
 
     def __init__(
         self,
@@ -272,6 +297,28 @@ class MeshHeadBackend:
                 self._landmark_weights = head.weight.detach().double().numpy()
         return self._landmark_weights
 
+    def _head_shell(self, proxy: HeadProxy, local: np.ndarray, face_faces: np.ndarray) -> HeadShell:
+        """The closed surface behind the face mesh, in the face's own frame: the egg proxy
+        pulled onto the face (:func:`~mvface.synth.head_proxy.proxy_surface`)."""
+        vertices, faces = proxy_surface(proxy, local, face_faces, *self.grid)
+        return HeadShell(vertices, faces, grid_mirror_partners(*self.grid))
+
+    def _paint_shell(
+        self,
+        image: np.ndarray,
+        covered: np.ndarray,
+        shell: HeadShell,
+        face: np.ndarray,
+        K: np.ndarray,
+        R: np.ndarray,
+        t: np.ndarray,
+        landmarks: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """A painted colour model of the shell where neither side was seen: ``(panel (S, S, 3)
+        uint8, (N_shell, 2) texture coordinates in it)``, or ``None`` (the egg: the photo's head
+        colours, spread and rim-reflected)."""
+        return None
+
     def build(
         self,
         image: np.ndarray,
@@ -324,7 +371,8 @@ class MeshHeadBackend:
         local = (face - origin) @ A
         face_faces = triangulate_face(local[:, :2])
         proxy = fit_head_proxy(local)
-        head_local, head_faces = proxy_surface(proxy, local, face_faces, *self.grid)
+        shell = self._head_shell(proxy, local, face_faces)
+        head_local, head_faces = shell.vertices, shell.faces
         head = head_local @ A.T + origin
         vertices = np.vstack([face, head])
         faces = np.vstack([face_faces, head_faces + len(face)])
@@ -377,9 +425,7 @@ class MeshHeadBackend:
             # observed texture where the photo saw the surface well; elsewhere the mirror
             # side's where that was seen; elsewhere the head's low-frequency colour
             atlas = np.ascontiguousarray(np.hstack([image, head_colour_texture(image, covered)]))
-            partner = np.concatenate(
-                [face_mirror_partners(local), len(face) + grid_mirror_partners(*self.grid)]
-            )
+            partner = np.concatenate([face_mirror_partners(local), len(face) + shell.partners])
             unoccluded = source_unoccluded(vertices, K, R, t, source.depth[0])
             if landmarks is not None:  # the face mesh beyond the face's outline shows backdrop
                 outline = face_outline_mask(landmarks, size)
@@ -388,6 +434,13 @@ class MeshHeadBackend:
             own, mirror, blend = fill_weights(facing, unoccluded, partner)
             mirror_uv = uv[partner]
             filled = 1.0 - own
+            painted = self._paint_shell(image, covered, shell, face, K, R, t, landmarks)
+            if painted is not None:
+                # a third panel: the shell's painted colour model replaces the spread photo
+                panel, panel_uv = painted
+                atlas = np.ascontiguousarray(np.hstack([atlas, panel]))
+                uv, mirror_uv, rim_uv = (a * [2.0 / 3.0, 1.0] for a in (uv, mirror_uv, rim_uv))
+                rim_uv[len(face) :] = np.stack([(panel_uv[:, 0] + 2.0) / 3.0, panel_uv[:, 1]], 1)
         mesh = TexturedMesh(
             vertices=vertices,
             faces=faces,
@@ -418,7 +471,9 @@ class MeshHeadBackend:
             background=background,
             face_probability=probability,
             renderer=self.renderer,
+            backend=self.name,
             landmark_weights=self.landmark_weights,
+            max_lift_behind=self.max_lift_behind,
         )
 
 
