@@ -17,6 +17,7 @@ from _shared import SHARED, requires_shared
 from mvface.models.mediapipe_mesh import DEFAULT_WEIGHTS_PATH
 from mvface.synth.backends import Head, create_backend, list_backends
 from mvface.synth.face_mesh import triangulate_face
+from mvface.synth.head_paint import hair_pixels, paint_head_chart
 from mvface.synth.head_proxy import fit_head_proxy
 from mvface.synth.landmarks import transfer_landmarks
 from mvface.synth.mesh_head import MeshHead, MeshHeadBackend
@@ -26,9 +27,7 @@ from mvface.synth.whole_head import (
     Blob,
     WholeHeadBackend,
     WholeHeadShape,
-    _hair_pixels,
     fit_whole_head,
-    paint_head_chart,
     ray_exit,
     whole_head_shell,
 )
@@ -273,14 +272,14 @@ class TestPaint:
     @pytest.mark.parametrize(
         "band, expected", [((50, 30, 20), True), ((200, 150, 120), False), ((90, 90, 90), False)]
     )
-    def test_hair_pixels(self, band: tuple[int, int, int], expected: bool) -> None:
+    def testhair_pixels(self, band: tuple[int, int, int], expected: bool) -> None:
         """Hair is found where the head's top differs from both skin and backdrop."""
         image = np.full((128, 128, 3), 90, np.uint8)  # grey backdrop
         covered = np.zeros((128, 128), bool)
         covered[20:120, 30:98] = True
         image[covered] = (200, 150, 120)  # skin
         image[20:45, 30:98] = band
-        hair = _hair_pixels(image, covered, 55.0, np.array([200.0, 150.0, 120.0]))
+        hair = hair_pixels(image, covered, 55.0, np.array([200.0, 150.0, 120.0]))
         assert hair.any() == expected
         if expected:
             assert hair[20:40, 35:93].mean() > 0.9
