@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +47,7 @@ from mvface.errors import BadInputError
 from mvface.geometry.cameras import camera_yaw_pitch
 from mvface.geometry.triangulation import reproject, triangulate_dlt
 from mvface.models.base import LandmarkModel
-from mvface.synth.writer import PARTIAL_MARKER, TEMP_PREFIX, SyntheticWriter, output_lock
+from mvface.synth.writer import SyntheticWriter, output_lock, staged_identity
 
 #: Arrays of an identity folder copied unchanged into the relabelled set.
 _KEPT_ARRAYS = ("cameras.npy", "visibility.npy", "source_camera.npy", OBSERVED_FILE)
@@ -229,14 +228,9 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 def write_relabelled(
     identity: SyntheticIdentity, fused: Fused, out: Path, provenance: dict[str, Any]
 ) -> Path:
-    """Write ``identity`` with ``fused`` labels into set ``out``, atomically (the writer's
-    temporary-folder-then-rename protocol); images are linked, not re-encoded."""
-    final = out / identity.name
-    if final.exists() or final.is_symlink():
-        raise BadInputError(final, "exists but is not an identity mvface finished; left as it is")
-    tmp = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{identity.name}-", dir=out))
-    try:
-        (tmp / PARTIAL_MARKER).touch()
+    """Write ``identity`` with ``fused`` labels into set ``out``, atomically
+    (:func:`~mvface.synth.writer.staged_identity`); images are linked, not re-encoded."""
+    with staged_identity(out, identity.name) as tmp:
         (tmp / "images").mkdir()
         for path in identity.image_files:
             _link_or_copy(path, tmp / "images" / path.name)
@@ -249,13 +243,7 @@ def write_relabelled(
         np.save(tmp / "landmarks3d.npy", fused.landmarks3d.astype(np.float32))
         meta = {**identity.meta, **provenance, "relabel_residual_px": round(fused.residual_px, 3)}
         (tmp / META_FILE).write_text(json.dumps(meta, indent=1))
-        os.chmod(tmp, 0o755)
-        os.rename(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    (final / PARTIAL_MARKER).unlink(missing_ok=True)
-    return final
+    return out / identity.name
 
 
 def relabel_set(

@@ -170,6 +170,37 @@ def output_lock(root: Path) -> Iterator[None]:
         os.close(fd)
 
 
+@contextlib.contextmanager
+def staged_identity(root: Path, name: str) -> Iterator[Path]:
+    """A temporary identity folder in ``root``, renamed to ``root / name`` when the block ends.
+
+    The folder carries :data:`TEMP_PREFIX` and :data:`PARTIAL_MARKER` from the start (mvface's
+    unfinished work, which :meth:`SyntheticWriter.remove_stale_temporaries` may delete); a
+    block that fails leaves nothing behind. Write ``meta.json`` last.
+
+    Raises:
+        BadInputError: something of that name exists, before or when the block ends (it is
+            never replaced or deleted).
+    """
+    final = root / name
+    taken = BadInputError(final, "exists but is not an identity mvface finished; left as it is")
+    if final.exists() or final.is_symlink():
+        raise taken
+    tmp = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{name}-", dir=root))
+    try:
+        (tmp / PARTIAL_MARKER).touch()
+        yield tmp
+        os.chmod(tmp, 0o755)  # mkdtemp makes 0700 folders
+        if final.exists() or final.is_symlink():  # appeared meanwhile: never replace it
+            raise taken
+        os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    with contextlib.suppress(OSError):  # kept until the rename: the temporary is ours
+        (final / PARTIAL_MARKER).unlink()
+
+
 class SyntheticWriter:
     """Writes identities into a synthetic dataset folder."""
 
@@ -235,10 +266,6 @@ class SyntheticWriter:
             raise BadInputError(
                 name, "a finished identity of this name exists (duplicate identity name)"
             )
-        if final.exists() or final.is_symlink():
-            raise BadInputError(
-                final, "exists but is not an identity mvface finished; left as it is"
-            )
         v = len(record.cameras)
         if not (
             record.images.shape[0] == v
@@ -249,9 +276,7 @@ class SyntheticWriter:
             raise BadInputError(
                 name, "images, cameras, landmarks, visibility and observed disagree on V"
             )
-        tmp = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{name}-", dir=self.root))
-        try:
-            (tmp / PARTIAL_MARKER).touch()
+        with staged_identity(self.root, name) as tmp:
             (tmp / "images").mkdir()
             for i, image in enumerate(record.images):
                 (tmp / "images" / f"{i:03d}.{self.image_format}").write_bytes(self._encode(image))
@@ -274,17 +299,6 @@ class SyntheticWriter:
                 **record.provenance,
             }
             (tmp / META_FILE).write_text(json.dumps(meta, indent=1, default=_json_default))
-            os.chmod(tmp, 0o755)  # mkdtemp makes 0700 folders
-            if final.exists() or final.is_symlink():  # appeared meanwhile: never replace it
-                raise BadInputError(
-                    final, "exists but is not an identity mvface finished; left as it is"
-                )
-            os.rename(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        with contextlib.suppress(OSError):  # kept until the rename: the temporary is ours
-            (final / PARTIAL_MARKER).unlink()
         return final
 
     def write_manifest(self, skipped: list[dict[str, str]] | None = None, **info: Any) -> Path:
