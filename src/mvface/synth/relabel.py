@@ -190,7 +190,7 @@ def fuse_observations(
         X = triangulate_dlt(P, x, w)
         err = torch.linalg.vector_norm(reproject(X, P) - x, dim=-1)  # (K, 68)
         median = err.where(w > 0, torch.nan).nanmedian(dim=0).values
-        keep = (err <= torch.clamp(cfg.outlier_factor * median, min=floor)) | (err <= floor)
+        keep = err <= torch.clamp(cfg.outlier_factor * median, min=floor)
         new_w = torch.as_tensor(obs.weights)[:, None] * keep
         if bool((new_w > 0).sum(dim=0).min() < 2):  # never leave a point under two views
             break
