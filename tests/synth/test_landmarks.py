@@ -326,17 +326,19 @@ class TestDeepenJaw:
 
 @requires_shared("data/samples/breakingbad.pts")
 @pytest.mark.skipif(not DEFAULT_WEIGHTS_PATH.is_file(), reason="face mesh weights absent")
-def test_far_side_jaw_hidden_on_turned_views() -> None:
+@pytest.mark.parametrize("backend_name", ["mesh", "head"])
+def test_far_side_jaw_hidden_on_turned_views(backend_name: str) -> None:
     """Views at |yaw| >= 60 degrees mark at most 3 of the far-side jaw points (0-7 for a camera
     at the subject's left, positive yaw; 9-16 otherwise) visible, on heads built from real
-    photos (a frontal one and a turned one whose unseen side the far views show)."""
+    photos (a frontal one and a turned one whose unseen side the far views show), for the egg
+    (``mesh``) and the whole head (``head``)."""
     from mvface.data.image import load_image
     from mvface.data.readers import read_dataset
+    from mvface.synth.backends import create_backend
     from mvface.synth.identity import align_crop, source_landmarks3d
-    from mvface.synth.mesh_head import MeshHeadBackend
     from mvface.synth.rig import camera_yaw_pitch
 
-    backend = MeshHeadBackend()
+    backend = create_backend(backend_name)
     yaws = np.radians([-90.0, -75.0, -60.0, 60.0, 75.0, 90.0])
     cameras = rig_labels(grid_rig(yaws, np.radians([-15.0, 0.0, 15.0])))
     c2w = torch.as_tensor(cameras[:, :16]).reshape(-1, 4, 4).double()

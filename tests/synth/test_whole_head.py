@@ -11,17 +11,14 @@ import math
 import cv2
 import numpy as np
 import pytest
-import torch
 
-from _shared import SHARED, requires_shared
 from mvface.models.mediapipe_mesh import DEFAULT_WEIGHTS_PATH
 from mvface.synth.backends import Head, create_backend, list_backends
 from mvface.synth.face_mesh import triangulate_face
 from mvface.synth.head_paint import hair_pixels, paint_head_chart
 from mvface.synth.head_proxy import fit_head_proxy
-from mvface.synth.landmarks import transfer_landmarks
 from mvface.synth.mesh_head import MeshHead, MeshHeadBackend
-from mvface.synth.rig import camera_yaw_pitch, grid_rig, rig_labels
+from mvface.synth.rig import grid_rig, rig_labels
 from mvface.synth.whole_head import (
     PART_EAR,
     Blob,
@@ -283,34 +280,6 @@ class TestPaint:
         assert hair.any() == expected
         if expected:
             assert hair[20:40, 35:93].mean() > 0.9
-
-
-@requires_shared("data/samples/breakingbad.pts")
-def test_far_side_jaw_hidden_on_turned_views() -> None:
-    """As for the ``mesh`` backend (tests/synth/test_landmarks.py): views at |yaw| >= 60 degrees
-    mark at most 3 of the far-side jaw points visible, at least 6 of the near side."""
-    from mvface.data.image import load_image
-    from mvface.data.readers import read_dataset
-    from mvface.synth.identity import align_crop, source_landmarks3d
-
-    backend = WholeHeadBackend()
-    yaws = np.radians([-90.0, -75.0, -60.0, 60.0, 75.0, 90.0])
-    cameras = rig_labels(grid_rig(yaws, np.radians([-15.0, 0.0, 15.0])))
-    c2w = torch.as_tensor(cameras[:, :16]).reshape(-1, 4, 4).double()
-    yaw = camera_yaw_pitch(c2w)[:, 0].numpy()
-    samples = read_dataset("pts", SHARED / "data" / "samples").samples
-    for sample in [s for s in samples if s.name in ("breakingbad", "einstein")]:
-        crop, crop_lm, _ = align_crop(load_image(sample.image), sample.landmarks, 256)
-        head = backend.build(crop, crop_lm)
-        source = head.render(head.source_camera[None], 256)
-        lm3d, _ = source_landmarks3d(head, crop_lm, source.depth[0], head.source_camera)
-        views = head.render(cameras, 256)
-        head.release()
-        out = transfer_landmarks(lm3d, cameras, 256, views.depth)
-        far = np.where(yaw[:, None] > 0, out.visible[:, 0:8], out.visible[:, 9:17]).sum(1)
-        near = np.where(yaw[:, None] > 0, out.visible[:, 9:17], out.visible[:, 0:8]).sum(1)
-        assert far.max() <= 3, (sample.name, far.tolist())
-        assert near.min() >= 6, (sample.name, near.tolist())
 
 
 def test_proxy_is_unchanged_by_the_refactor(local_face: np.ndarray) -> None:

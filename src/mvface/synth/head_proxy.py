@@ -70,6 +70,20 @@ PROXY_CHIN_MARGIN = 0.06
 PROXY_LENGTH_RATIO = 1.3
 
 
+def face_extent(face: np.ndarray) -> tuple[float, float]:
+    """Cheek-to-cheek width and chin-to-forehead height of a ``(468, 3)`` face mesh (world
+    units): what every head shape is sized from.
+
+    Raises:
+        BadInputError: the mesh has no width or height.
+    """
+    width = float(np.linalg.norm(face[MP_CHEEKS[1]] - face[MP_CHEEKS[0]]))
+    height = float(face[MP_FOREHEAD][1] - face[MP_CHIN][1])
+    if width <= 0 or height <= 0:
+        raise BadInputError("face mesh", "degenerate face mesh (no width or height)")
+    return width, height
+
+
 def fit_head_proxy(face: np.ndarray) -> HeadProxy:
     """Size and place the head proxy from the face mesh (world frame, face looking along +z).
 
@@ -84,12 +98,9 @@ def fit_head_proxy(face: np.ndarray) -> HeadProxy:
     Returns:
         The proxy.
     """
+    width, height = face_extent(face)
     cheek_r, cheek_l = face[MP_CHEEKS[0]], face[MP_CHEEKS[1]]
-    width = float(np.linalg.norm(cheek_l - cheek_r))
     chin, top = face[MP_CHIN], face[MP_FOREHEAD]
-    height = float(top[1] - chin[1])
-    if width <= 0 or height <= 0:
-        raise BadInputError("face mesh", "degenerate face mesh (no width or height)")
     a = PROXY_WIDTH_RATIO * width
     bottom = chin[1] - PROXY_CHIN_MARGIN * height
     vertex = chin[1] + PROXY_HEIGHT_RATIO * height

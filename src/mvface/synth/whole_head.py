@@ -43,6 +43,8 @@ from mvface.synth.head_proxy import (
     PROXY_LENGTH_RATIO,
     HeadProxy,
     _sphere_grid,
+    face_extent,
+    fit_head_proxy,
     grid_mirror_partners,
     pull_onto_face,
 )
@@ -269,15 +271,10 @@ def fit_whole_head(face: np.ndarray, proxy: HeadProxy | None = None) -> WholeHea
     Returns:
         The shape.
     """
-    from mvface.synth.head_proxy import fit_head_proxy
-
     proxy = fit_head_proxy(face) if proxy is None else proxy
+    width, height = face_extent(face)
     cheek_r, cheek_l = face[MP_CHEEKS[0]], face[MP_CHEEKS[1]]
-    width = float(np.linalg.norm(cheek_l - cheek_r))
     chin, top = face[MP_CHIN], face[MP_FOREHEAD]
-    height = float(top[1] - chin[1])
-    if width <= 0 or height <= 0:
-        raise BadInputError("face mesh", "degenerate face mesh (no width or height)")
     mid_x = 0.5 * float(cheek_r[0] + cheek_l[0])
     ear_z = 0.5 * float(cheek_r[2] + cheek_l[2])
     mouth_y = float(face[list(MP_MOUTH), 1].mean())
