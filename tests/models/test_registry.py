@@ -230,7 +230,7 @@ class TestRegistry:
         (
             "mvface.synth.backends:list_backends",
             "mvface.synth.backends:create_backend",
-            r"unknown backend 'nope' \(have \['mesh'\]\)",
+            r"unknown backend 'nope' \(have \['head', 'mesh'\]\)",
         ),
     ],
 )
