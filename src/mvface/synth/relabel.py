@@ -26,7 +26,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -276,7 +276,7 @@ def relabel_set(
     folders = folders[:limit] if limit is not None else folders
     out.mkdir(parents=True, exist_ok=True)
     summary = RelabelSummary(skipped=[(str(root), line) for line in skipped])
-    provenance = {"landmarks_from": f"triangulated {model_spec}", "relabel": cfg.__dict__}
+    provenance = {"landmarks_from": f"triangulated {model_spec}", "relabel": asdict(cfg)}
     writer = SyntheticWriter(out)
     with output_lock(out):
         writer.remove_stale_temporaries()
