@@ -403,7 +403,7 @@ def ear_mesh(
         seen from outside.
     """
     ear = shape.ear
-    grid, faces = _sphere_grid(2 * n_rings, n_angles)
+    _, faces = _sphere_grid(2 * n_rings, n_angles)  # its topology; the vertices are below
     ring = np.arange(1, 2 * n_rings)  # grid rings 1..2n-1: outer side, rim (n), inner side
     rho_ring = np.where(ring <= n_rings, ring, 2 * n_rings - ring) / n_rings
     outer_ring = ring < n_rings
@@ -429,7 +429,6 @@ def ear_mesh(
     # little so the front edge is buried
     base = _surface_x(shape, pts, -1.0) + 0.25 * ear.thickness
     pts[:, 0] += base - ear.root[0]
-    _ = grid
     # orient the triangles outwards (signed volume > 0)
     tri = pts[faces]
     volume = np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])).sum()
